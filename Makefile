@@ -1,0 +1,143 @@
+# smartrelay - reliable delivery of smart-contact notifications.
+#
+#   make            build bin/smartrelay
+#   make check      unit and integration tests, then again under ASan+UBSan
+#   make demo       deliver the document's two examples to a local receiver
+#   make bench      throughput and latency against a local receiver
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make V=1        show the commands
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+BUILD   ?= build
+BIN     ?= bin
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+CFLAGS  ?= -O2 -g
+
+PKGS      = sqlite3 libcurl jansson libxml-2.0
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
+	   -Wstrict-prototypes -Wformat=2 -Wpointer-arith -Wvla \
+	   -Wundef -Wwrite-strings -Wold-style-definition
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARNINGS) -Iinclude -I$(BUILD) \
+	     $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS)
+LIBS = $(PKG_LIBS) -lm
+
+ifneq ($(V),1)
+Q = @
+quiet = @printf '  %-7s %s\n' $(1) $(2);
+endif
+
+# The library: everything but main.c.
+LIB_SRCS = \
+	relay/cli.c \
+	relay/cmd_config.c \
+	relay/cmd_history.c \
+	relay/cmd_init.c \
+	relay/cmd_run.c \
+	relay/endpoint.c \
+	relay/log.c \
+	relay/policy.c \
+	relay/relay.c \
+	relay/render.c \
+	relay/store.c \
+	relay/timeutil.c \
+	relay/transfer.c
+
+MIGRATIONS = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
+
+UNIT_TESTS = \
+	test_endpoint \
+	test_policy \
+	test_render \
+	test_store \
+	test_timeutil \
+	test_transfer
+
+INTEGRATION_TESTS = \
+	test_integration
+
+TOOLS = receiver
+
+LIB      = $(BUILD)/libsmartrelay.a
+LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+PROGRAM  = $(BIN)/smartrelay
+TEST_BINS = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEGRATION_TESTS))
+TOOL_BINS = $(addprefix $(BUILD)/tools/,$(TOOLS))
+
+.PHONY: all check check-unit check-integration check-asan demo bench \
+	install clean tools
+
+all: $(PROGRAM) $(TOOL_BINS)
+
+$(PROGRAM): $(BUILD)/relay/main.o $(LIB)
+	@mkdir -p $(@D)
+	$(call quiet,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(LIB): $(LIB_OBJS)
+	$(call quiet,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(call quiet,CC,$@)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+# The migrations are compiled into the program, so that `init` needs no
+# files beside the binary.
+$(BUILD)/migrations.inc: $(MIGRATIONS) tools/embed-sql.sh
+	@mkdir -p $(@D)
+	$(call quiet,GEN,$@)sh tools/embed-sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/relay/store.o: $(BUILD)/migrations.inc
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(LIB)
+	$(call quiet,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB)
+	$(call quiet,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+tools: $(TOOL_BINS)
+
+# Tests find the programs under test through the environment.
+TEST_ENV = SMARTRELAY_BIN=$(abspath $(PROGRAM)) \
+	   SMARTRELAY_RECEIVER=$(abspath $(BUILD)/tools/receiver) \
+	   SMARTRELAY_TMP=$(abspath $(BUILD)/tmp)
+
+check-unit: $(TOOL_BINS) $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+	@mkdir -p $(BUILD)/tmp
+	$(Q)set -e; for t in $(addprefix $(BUILD)/tests/,$(UNIT_TESTS)); do $(TEST_ENV) $$t; done
+
+check-integration: $(PROGRAM) $(TOOL_BINS) \
+		$(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS))
+	@mkdir -p $(BUILD)/tmp
+	$(Q)set -e; for t in $(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS)); do \
+		$(TEST_ENV) $$t; done
+
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=all
+
+# The same suite, built apart under AddressSanitizer and UBSan.
+check-asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan BIN=build/asan/bin \
+		CFLAGS="-O1 -g $(SANITIZE)" LDFLAGS="$(SANITIZE)" \
+		check-unit check-integration
+
+check: check-unit check-integration check-asan
+
+demo: $(PROGRAM) $(TOOL_BINS)
+	$(Q)sh tools/demo.sh $(PROGRAM) $(BUILD)/tools/receiver
+
+install: $(PROGRAM)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/smartrelay
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

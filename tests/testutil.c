@@ -1,0 +1,290 @@
+/*
+ * testutil.c - scratch directories, files, child processes and the loopback
+ * receiver, shared by every suite. See testutil.h.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static const char *env_or_abort(const char *name)
+{
+	const char *value = getenv(name);
+
+	if (!value || !*value)
+		ck_abort_msg("%s is not set: run the tests through make check", name);
+	return value;
+}
+
+static char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *xstrdup_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		ck_abort_msg("out of memory");
+	return s;
+}
+
+static void remove_tree(const char *path)
+{
+	char *argv[] = { (char *)"rm", (char *)"-rf", (char *)path, NULL };
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execvp("rm", argv);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
+char *tu_tmpdir(const char *name)
+{
+	const char *base = env_or_abort("SMARTRELAY_TMP");
+	char *dir = xstrdup_printf("%s/%s.%ld", base, name, (long)getpid());
+
+	mkdir(base, 0700);
+	remove_tree(dir);
+	if (mkdir(dir, 0700) != 0)
+		ck_abort_msg("mkdir %s: %s", dir, strerror(errno));
+	return dir;
+}
+
+char *tu_path(const char *dir, const char *file)
+{
+	return xstrdup_printf("%s/%s", dir, file);
+}
+
+char *tu_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t size = 0, cap = 0, n;
+
+	if (!f)
+		return NULL;
+	do {
+		if (cap - size < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			buf = realloc(buf, cap + 1);
+			ck_assert_ptr_nonnull(buf);
+		}
+		n = fread(buf + size, 1, cap - size, f);
+		size += n;
+	} while (n > 0);
+	fclose(f);
+	buf[size] = '\0';
+	if (len)
+		*len = size;
+	return buf;
+}
+
+void tu_write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "wb");
+
+	ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+int tu_count(const char *haystack, const char *needle)
+{
+	int n = 0;
+	size_t step = strlen(needle);
+
+	if (!haystack || step == 0)
+		return 0;
+	for (const char *p = strstr(haystack, needle); p; p = strstr(p + step, needle))
+		n++;
+	return n;
+}
+
+static void redirect(int fd, const char *path)
+{
+	int target = open(path ? path : "/dev/null",
+			  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (target < 0 || dup2(target, fd) < 0)
+		_exit(126);
+	close(target);
+}
+
+pid_t tu_spawn(char *const argv[], const char *out_path, const char *err_path)
+{
+	pid_t pid = fork();
+
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int in = open("/dev/null", O_RDONLY);
+
+		if (in >= 0)
+			dup2(in, 0);
+		redirect(1, out_path);
+		redirect(2, err_path);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+void tu_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+int tu_wait(pid_t pid, int timeout_ms)
+{
+	int status, waited = 0;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			break;
+		ck_assert_msg(r == 0, "waitpid: %s", strerror(errno));
+		if (waited >= timeout_ms) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ck_abort_msg("process %ld still running after %d ms",
+				     (long)pid, timeout_ms);
+		}
+		tu_sleep_ms(5);
+		waited += 5;
+	}
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+int tu_run(char *const argv[], int timeout_ms, char **out, char **err)
+{
+	char *dir = tu_tmpdir("run");
+	char *out_path = tu_path(dir, "stdout");
+	char *err_path = tu_path(dir, "stderr");
+	int status = tu_wait(tu_spawn(argv, out_path, err_path), timeout_ms);
+
+	if (out)
+		*out = tu_read_file(out_path, NULL);
+	if (err)
+		*err = tu_read_file(err_path, NULL);
+	remove_tree(dir);
+	free(out_path);
+	free(err_path);
+	free(dir);
+	return status;
+}
+
+int tu_smartrelay(int timeout_ms, char **out, char **err, ...)
+{
+	char *argv[64];
+	int argc = 0, status;
+	va_list ap;
+
+	argv[argc++] = (char *)env_or_abort("SMARTRELAY_BIN");
+	va_start(ap, err);
+	while (argc < 63 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	status = tu_run(argv, timeout_ms, out, err);
+	return status;
+}
+
+void tu_receiver_start(struct tu_receiver *rx, const char *dir)
+{
+	char *port_path = tu_path(dir, "receiver.port");
+	char *err_path = tu_path(dir, "receiver.log");
+	char *argv[] = {
+		(char *)env_or_abort("SMARTRELAY_RECEIVER"),
+		(char *)"--port-file", port_path,
+		(char *)"--record", NULL,
+		(char *)"--ids", NULL,
+		(char *)"--max-seconds", (char *)"300",
+		NULL,
+	};
+	int waited;
+
+	memset(rx, 0, sizeof(*rx));
+	rx->dir = strdup(dir);
+	rx->record_path = tu_path(dir, "requests.raw");
+	rx->ids_path = tu_path(dir, "requests.ids");
+	argv[4] = rx->record_path;
+	argv[6] = rx->ids_path;
+	unlink(port_path);
+	rx->pid = tu_spawn(argv, NULL, err_path);
+	for (waited = 0; waited < 5000; waited += 5) {
+		char *text = tu_read_file(port_path, NULL);
+
+		if (text && *text) {
+			rx->port = (int)strtol(text, NULL, 10);
+			free(text);
+			break;
+		}
+		free(text);
+		tu_sleep_ms(5);
+	}
+	ck_assert_msg(rx->port > 0, "receiver did not start (see %s)", err_path);
+	free(port_path);
+	free(err_path);
+}
+
+void tu_receiver_stop(struct tu_receiver *rx)
+{
+	if (rx->pid > 0) {
+		kill(rx->pid, SIGTERM);
+		tu_wait(rx->pid, 5000);
+	}
+	free(rx->dir);
+	free(rx->record_path);
+	free(rx->ids_path);
+	memset(rx, 0, sizeof(*rx));
+}
+
+char *tu_receiver_url(const struct tu_receiver *rx, const char *path)
+{
+	return xstrdup_printf("http://127.0.0.1:%d%s", rx->port, path);
+}
+
+char *tu_receiver_requests(const struct tu_receiver *rx)
+{
+	char *text = tu_read_file(rx->record_path, NULL);
+
+	return text ? text : strdup("");
+}
+
+int tu_receiver_wait_count(const struct tu_receiver *rx, int n, int timeout_ms)
+{
+	int waited, seen = 0;
+
+	for (waited = 0; waited <= timeout_ms; waited += 10) {
+		char *ids = tu_read_file(rx->ids_path, NULL);
+
+		seen = tu_count(ids, "\n");
+		free(ids);
+		if (seen >= n)
+			return seen;
+		tu_sleep_ms(10);
+	}
+	return seen;
+}

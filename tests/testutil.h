@@ -1,0 +1,80 @@
+/*
+ * testutil.h - what the test suites share: scratch directories, files,
+ * child processes, and the loopback receiver from tools/receiver.c.
+ *
+ * The Makefile hands the programs under test over in the environment:
+ * SMARTRELAY_BIN (bin/smartrelay), SMARTRELAY_RECEIVER (the receiver) and
+ * SMARTRELAY_TMP (a scratch directory). Every returned string is new; the
+ * caller frees it. Failures abort the test with ck_abort_msg.
+ */
+#ifndef SMARTRELAY_TESTUTIL_H
+#define SMARTRELAY_TESTUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A new empty directory under $SMARTRELAY_TMP named after name. */
+char *tu_tmpdir(const char *name);
+
+/* dir + "/" + file. */
+char *tu_path(const char *dir, const char *file);
+
+/* The whole file, NUL-terminated; *len (may be NULL) its length. NULL when
+ * the file does not exist. */
+char *tu_read_file(const char *path, size_t *len);
+
+/* Writes text to path, replacing it. */
+void tu_write_file(const char *path, const char *text);
+
+/* Occurrences of needle in haystack. */
+int tu_count(const char *haystack, const char *needle);
+
+/*
+ * Starts argv[0] with argv, stdout and stderr sent to the files out_path
+ * and err_path (NULL: /dev/null). Returns the pid.
+ */
+pid_t tu_spawn(char *const argv[], const char *out_path, const char *err_path);
+
+/*
+ * Waits at most timeout_ms for pid to exit; returns its exit status, or
+ * 128 + signal. A child still running then is killed and the test fails.
+ */
+int tu_wait(pid_t pid, int timeout_ms);
+
+/*
+ * Runs argv to completion (at most timeout_ms), capturing its stdout and
+ * stderr in *out and *err (either may be NULL). Returns the exit status.
+ */
+int tu_run(char *const argv[], int timeout_ms, char **out, char **err);
+
+/* Runs $SMARTRELAY_BIN with the NULL-terminated arguments after it. */
+int tu_smartrelay(int timeout_ms, char **out, char **err, ...)
+	__attribute__((sentinel));
+
+struct tu_receiver {
+	pid_t pid;
+	int port;
+	char *dir;
+	char *record_path; /* every request, exactly as received */
+	char *ids_path;    /* one line per request: webhook-id status ms */
+};
+
+/* Starts the receiver on an ephemeral 127.0.0.1 port, writing under dir. */
+void tu_receiver_start(struct tu_receiver *rx, const char *dir);
+
+/* Stops it (SIGTERM, then waits) and frees its strings. */
+void tu_receiver_stop(struct tu_receiver *rx);
+
+/* "http://127.0.0.1:PORT" + path. */
+char *tu_receiver_url(const struct tu_receiver *rx, const char *path);
+
+/* The requests recorded so far (raw bytes, framed; see tools/receiver.c). */
+char *tu_receiver_requests(const struct tu_receiver *rx);
+
+/* Waits at most timeout_ms until the receiver has seen n requests. */
+int tu_receiver_wait_count(const struct tu_receiver *rx, int n, int timeout_ms);
+
+/* Milliseconds of sleep. */
+void tu_sleep_ms(int ms);
+
+#endif

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Sets a Debian 12 machine up for smartrelay, then runs make with the
+# arguments given:
+#   sh tools/bootstrap.sh demo     build and run the demo
+#   sh tools/bootstrap.sh check    build and run the tests
+# Missing Debian packages are installed with apt-get (as root, or via sudo).
+set -eu
+cd "$(dirname "$0")/.."
+
+packages="make gcc libc6-dev pkg-config ca-certificates sqlite3
+	libsqlite3-dev libcurl4-openssl-dev libjansson-dev libxml2-dev check"
+
+missing=""
+for package in $packages; do
+	if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null |
+		grep -q "install ok installed"; then
+		missing="$missing $package"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	echo "installing:$missing"
+	$sudo apt-get update -q
+	DEBIAN_FRONTEND=noninteractive \
+		$sudo apt-get install -y -q --no-install-recommends $missing
+fi
+
+exec make "$@"
