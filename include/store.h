@@ -1,0 +1,270 @@
+/*
+ * store.h - the outbox database: the only module that speaks SQL.
+ *
+ * Owns the connection, the schema migrations (sql/NNN_*.sql, applied under
+ * PRAGMA user_version), and one table of named statements prepared at open.
+ * Every function returns STORE_OK, STORE_BUSY (the database stayed locked
+ * past the busy timeout and retries: try again later) or STORE_ERROR; the
+ * reason of the last failure is store_errmsg(). Row states move only
+ * pending -> sending -> {pending, delivered, failed} and failed -> pending
+ * (requeue), mirrored by a CHECK in the schema.
+ *
+ * Claims are fenced: each claim stamps its rows with a token and a lease
+ * deadline, and an outcome is written only where the row still carries the
+ * token, so a relay whose lease was taken over cannot overwrite the new
+ * owner's outcome.
+ */
+#ifndef SMARTRELAY_STORE_H
+#define SMARTRELAY_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	STORE_OK = 0,
+	STORE_ERROR = -1,
+	STORE_BUSY = -2,
+};
+
+enum store_mode {
+	STORE_OPEN_EXISTING = 0, /* the database must exist and be current */
+	STORE_OPEN_CREATE,       /* create or upgrade it (smartrelay init) */
+};
+
+enum event_status {
+	EVENT_PENDING = 0,
+	EVENT_SENDING,
+	EVENT_DELIVERED,
+	EVENT_FAILED,
+};
+
+struct store;
+
+/* "pending", "sending", "delivered", "failed". */
+const char *store_status_name(enum event_status status);
+/* Returns 0 and sets *status for one of those names, else -1. */
+int store_status_parse(const char *name, enum event_status *status);
+
+/*
+ * Opens the database at path. STORE_OPEN_CREATE creates it with its -wal and
+ * -shm files readable by the owner only, and applies pending migrations;
+ * STORE_OPEN_EXISTING refuses a missing file or a schema that is older or
+ * newer than this program's. Returns STORE_OK with a new store in *out, or
+ * an error with the reason in err (and *out NULL).
+ */
+int store_open(const char *path, enum store_mode mode, struct store **out,
+	       char *err, size_t errlen);
+
+void store_close(struct store *store);
+
+/* The text of the last failure on this store (borrowed). */
+const char *store_errmsg(const struct store *store);
+
+/* The schema version this program writes (the number of the last migration). */
+int store_schema_version(void);
+
+/*
+ * How long a write waits for another connection's lock before it gives up
+ * with STORE_BUSY (default 5000 ms; each write tries a few times).
+ */
+int store_set_busy_timeout(struct store *store, int timeout_ms);
+
+/*
+ * Test seam: hook(arg) runs inside every write transaction of this store,
+ * right after it took the write lock (NULL: none), so that a test can hold
+ * the database locked while another connection tries to write. The hook
+ * must not use this store.
+ */
+void store_set_tx_hook(struct store *store, void (*hook)(void *arg),
+		       void *arg);
+
+/*
+ * Sets *changed to 1 when another connection committed since the previous
+ * call (PRAGMA data_version), else 0. The first call reports a change.
+ */
+int store_data_changed(struct store *store, int *changed);
+
+/* ---- configuration ---------------------------------------------------- */
+
+struct config_row {
+	char *cloud_id;
+	char *key;
+	char *value;
+};
+
+/*
+ * All config rows of cloud_id (NULL: of every cloud_id), ordered by
+ * cloud_id then key. *rows is a new array: free it with
+ * store_config_rows_free.
+ */
+int store_config_list(struct store *store, const char *cloud_id,
+		      struct config_row **rows, size_t *count);
+void store_config_rows_free(struct config_row *rows, size_t count);
+
+/* For set and unset, a NULL cloud_id is 'default'. Inserts or replaces. */
+int store_config_set(struct store *store, const char *cloud_id,
+		     const char *key, const char *value);
+/* *removed (may be NULL) is set to the number of rows deleted (0 or 1). */
+int store_config_unset(struct store *store, const char *cloud_id,
+		       const char *key, int *removed);
+
+/*
+ * The distinct cloud_ids of pending events, at most max of them, as a new
+ * array of new strings (free each, then the array).
+ */
+int store_pending_cloud_ids(struct store *store, size_t max, char ***ids,
+			    size_t *count);
+
+/* ---- producing -------------------------------------------------------- */
+
+/* A new event, as a producer's INSERT would give it. Strings borrowed. */
+struct new_event {
+	const char *cloud_id;            /* NULL: 'default' */
+	const char *new_smart_number;
+	const char *network_id;
+	const char *new_smart_uri;
+	const char *interested_parties;  /* JSON array text */
+};
+
+/*
+ * Inserts one pending event and sets *id (may be NULL) to its id. The
+ * schema's CHECK refuses interested_parties that is not a JSON array: that
+ * is STORE_ERROR with the reason in store_errmsg().
+ */
+int store_enqueue(struct store *store, const struct new_event *event,
+		  int64_t *id);
+
+/* ---- claims and outcomes ---------------------------------------------- */
+
+struct event {
+	int64_t id;
+	char *cloud_id;
+	char *new_smart_number;
+	char *network_id;
+	char *new_smart_uri;
+	char *interested_parties;
+	int64_t attempts;       /* attempts made before this claim */
+	int64_t budget_used;    /* attempts made since the last requeue */
+	int64_t claim_token;
+};
+
+struct claim_request {
+	const char *cloud_id;
+	int64_t now_ms;          /* rows due at or before this time */
+	int64_t max_id;          /* and with id at most this (INT64_MAX: any) */
+	int64_t lease_until_ms;  /* the claim holds until then */
+	int64_t token;           /* stamped on the claimed rows */
+	size_t limit;            /* rows at most */
+};
+
+/*
+ * Atomically moves up to limit due pending rows of cloud_id, oldest due
+ * first, to sending under token and lease. *events is a new array (free it
+ * with store_events_free), *count may be 0.
+ */
+int store_claim(struct store *store, const struct claim_request *request,
+		struct event **events, size_t *count);
+void store_events_free(struct event *events, size_t count);
+
+/* The largest event id in the outbox (0 when it is empty). */
+int store_max_event_id(struct store *store, int64_t *id);
+
+/*
+ * Puts sending rows whose lease ended at or before now_ms back to pending,
+ * due now, without counting an attempt. *recovered (may be NULL) is how many.
+ */
+int store_recover_leases(struct store *store, int64_t now_ms,
+			 int64_t *recovered);
+
+/*
+ * When the next pending row of cloud_id falls due: *due_ms is INT64_MIN
+ * when one is due now (next_attempt_at NULL), INT64_MAX when none is pending.
+ */
+int store_next_due(struct store *store, const char *cloud_id, int64_t *due_ms);
+
+struct outcome {
+	int64_t id;
+	int64_t claim_token;
+	enum event_status status; /* EVENT_PENDING (retry), _DELIVERED, _FAILED */
+	int attempted;            /* 1: a request was made: count it, log it */
+	int64_t attempt;          /* that attempt's number: attempts before + 1 */
+	int64_t started_ms;       /* attempted only */
+	int64_t finished_ms;      /* attempted only: becomes last_attempt_at */
+	int64_t duration_ms;      /* attempted only */
+	long http_status;         /* 0: none received */
+	const char *error;        /* NULL: none (success) */
+	int64_t next_attempt_ms;  /* EVENT_PENDING only */
+};
+
+/*
+ * Writes count outcomes in one transaction: the row, and for an attempted
+ * outcome one delivery_attempts row. A row that no longer carries the
+ * outcome's claim token (its lease was taken over) is left alone and counted
+ * in *refused (may be NULL).
+ */
+int store_record(struct store *store, const struct outcome *outcomes,
+		 size_t count, size_t *refused);
+
+/*
+ * Puts claimed rows back to pending, due now, with no attempt counted (a
+ * stop that cancelled their transfers). Fenced by token like store_record.
+ */
+int store_release(struct store *store, const int64_t *ids,
+		  const int64_t *tokens, size_t count);
+
+/* ---- history ---------------------------------------------------------- */
+
+struct history_filter {
+	const char *status;     /* NULL: any */
+	const char *cloud_id;   /* NULL: any */
+	int64_t id;             /* 0: any */
+	const char *number;     /* NULL: any new_smart_number */
+	const char *since;      /* NULL, or created_at >= this text */
+	const char *until;      /* NULL, or created_at < this text */
+	int64_t limit;          /* 0: no limit */
+};
+
+/* One event as the history shows it; every string borrowed, may be NULL. */
+struct history_row {
+	int64_t id;
+	const char *cloud_id;
+	const char *new_smart_number;
+	const char *network_id;
+	const char *new_smart_uri;
+	const char *interested_parties;
+	const char *created_at;
+	const char *status;
+	int64_t attempts;
+	const char *next_attempt_at;
+	const char *last_attempt_at;
+	long http_status;        /* 0: NULL */
+	const char *error;
+	const char *delivered_at;
+};
+
+/* One attempt of an event; strings borrowed, may be NULL. */
+struct attempt_row {
+	int64_t id;
+	int64_t outbox_id;
+	int64_t attempt;
+	const char *started_at;
+	int64_t duration_ms;
+	long http_status;        /* 0: NULL */
+	const char *error;
+};
+
+/*
+ * Calls each(row, arg) for the events matching filter, newest first (by
+ * created_at, then id). A non-zero return from each stops the walk and is
+ * returned.
+ */
+int store_history(struct store *store, const struct history_filter *filter,
+		  int (*each)(const struct history_row *row, void *arg),
+		  void *arg);
+
+/* Calls each(row, arg) for the attempts of event outbox_id, in order. */
+int store_attempts(struct store *store, int64_t outbox_id,
+		   int (*each)(const struct attempt_row *row, void *arg),
+		   void *arg);
+
+#endif

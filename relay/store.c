@@ -1,0 +1,1377 @@
+/*
+ * store.c - the outbox database behind store.h.
+ *
+ * Owns the SQLite connection, the migrations embedded from sql/, and the one
+ * table of named statements, all prepared at open. This is the only file
+ * that includes sqlite3.h; every sqlite3_* result goes through store_check().
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "timeutil.h"
+
+#define STORE_ERRMSG_SIZE 512
+#define STORE_BUSY_TIMEOUT_MS 5000
+/* BEGIN IMMEDIATE tries; each waits up to the busy timeout for the lock. */
+#define STORE_BEGIN_TRIES 3
+#define STORE_BEGIN_PAUSE_MS 20
+
+struct migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+
+static const struct migration migrations[] = {
+#include "migrations.inc"
+};
+
+#define MIGRATION_COUNT (sizeof migrations / sizeof migrations[0])
+
+enum stmt {
+	/* Need no schema: prepared before the migrations run. */
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_JOURNAL_WAL,
+	STMT_SYNCHRONOUS,
+	STMT_FOREIGN_KEYS,
+	STMT_TEMP_STORE,
+	STMT_USER_VERSION,
+	STMT_DATA_VERSION,
+	/* Need the current schema: prepared after the migrations. */
+	STMT_CONFIG_LIST,
+	STMT_CONFIG_SET,
+	STMT_CONFIG_UNSET,
+	STMT_PENDING_CLOUD_IDS,
+	STMT_ENQUEUE,
+	STMT_CLAIM,
+	STMT_MAX_EVENT_ID,
+	STMT_RECOVER_LEASES,
+	STMT_NEXT_DUE,
+	STMT_RECORD,
+	STMT_ATTEMPT_ADD,
+	STMT_RELEASE,
+	STMT_HISTORY,
+	STMT_ATTEMPTS,
+	STMT_COUNT
+};
+
+#define STMT_FIRST_SCHEMA STMT_CONFIG_LIST
+
+struct stmt_spec {
+	const char *name;
+	const char *sql;
+};
+
+/*
+ * Every statement of the program. Expressions on next_attempt_at are spelled
+ * exactly as in the outbox_due index, or the planner cannot use it.
+ */
+static const struct stmt_spec stmt_specs[STMT_COUNT] = {
+	[STMT_BEGIN] = { "begin",
+		/* IMMEDIATE takes the write lock now: a deferred transaction
+		 * that upgrades later can fail with SQLITE_BUSY midway. */
+		"BEGIN IMMEDIATE" },
+	[STMT_COMMIT] = { "commit", "COMMIT" },
+	[STMT_ROLLBACK] = { "rollback", "ROLLBACK" },
+	[STMT_JOURNAL_WAL] = { "journal_mode", "PRAGMA journal_mode = WAL" },
+	[STMT_SYNCHRONOUS] = { "synchronous",
+		/* In WAL mode NORMAL syncs at checkpoints, not at each commit.
+		 * A killed process loses nothing committed; a power loss may
+		 * roll back the last commits, and a lost outcome only means the
+		 * event is delivered again, which at-least-once allows. */
+		"PRAGMA synchronous = NORMAL" },
+	[STMT_FOREIGN_KEYS] = { "foreign_keys", "PRAGMA foreign_keys = ON" },
+	[STMT_TEMP_STORE] = { "temp_store",
+		/* Keeps statement journals in small in-memory chunks. Left
+		 * to spill to a file, SQLite allocates and frees a 64 KiB
+		 * buffer per UPDATE, which glibc hands back to the kernel
+		 * every time: a third of the outcomes per second. The temp
+		 * data is bounded: no statement here sorts into a temp table
+		 * larger than a claim. */
+		"PRAGMA temp_store = MEMORY" },
+	[STMT_USER_VERSION] = { "user_version", "PRAGMA user_version" },
+	[STMT_DATA_VERSION] = { "data_version", "PRAGMA data_version" },
+
+	[STMT_CONFIG_LIST] = { "config_list",
+		"SELECT cloud_id, key, value FROM config"
+		" WHERE ?1 IS NULL OR cloud_id = ?1"
+		" ORDER BY cloud_id, key" },
+	[STMT_CONFIG_SET] = { "config_set",
+		"INSERT INTO config (cloud_id, key, value)"
+		" VALUES (ifnull(?1, 'default'), ?2, ?3)"
+		" ON CONFLICT (cloud_id, key) DO UPDATE SET value = excluded.value" },
+	[STMT_CONFIG_UNSET] = { "config_unset",
+		"DELETE FROM config"
+		" WHERE cloud_id = ifnull(?1, 'default') AND key = ?2" },
+	[STMT_PENDING_CLOUD_IDS] = { "pending_cloud_ids",
+		/* A skip scan: one index seek per distinct cloud_id, where
+		 * SELECT DISTINCT would walk every pending row. */
+		"WITH RECURSIVE ids (cloud_id) AS ("
+		"  SELECT min(cloud_id) FROM outbox WHERE status = 'pending'"
+		"  UNION ALL"
+		"  SELECT (SELECT min(o.cloud_id) FROM outbox AS o"
+		"           WHERE o.status = 'pending'"
+		"             AND o.cloud_id > ids.cloud_id)"
+		"    FROM ids WHERE ids.cloud_id IS NOT NULL)"
+		" SELECT cloud_id FROM ids WHERE cloud_id IS NOT NULL LIMIT ?1" },
+	[STMT_ENQUEUE] = { "enqueue",
+		"INSERT INTO outbox (cloud_id, new_smart_number, network_id,"
+		"                    new_smart_uri, interested_parties)"
+		" VALUES (ifnull(?1, 'default'), ?2, ?3, ?4, ?5)" },
+	[STMT_CLAIM] = { "claim",
+		"UPDATE outbox"
+		"   SET status = 'sending', claim_token = ?1, lease_until = ?2"
+		" WHERE id IN (SELECT id FROM outbox"
+		"               WHERE status = 'pending'"
+		"                 AND cloud_id = ifnull(?3, 'default')"
+		"                 AND ifnull(next_attempt_at, '') <= ?4"
+		"                 AND id <= ?5"
+		"               ORDER BY ifnull(next_attempt_at, ''), id"
+		"               LIMIT ?6)"
+		" RETURNING id, cloud_id, new_smart_number, network_id,"
+		"           new_smart_uri, interested_parties, attempts,"
+		"           attempts - budget_start, ifnull(next_attempt_at, '')" },
+	[STMT_MAX_EVENT_ID] = { "max_event_id",
+		/* max() of the rowid reads the last entry of the table. */
+		"SELECT ifnull(max(id), 0) FROM outbox" },
+	[STMT_RECOVER_LEASES] = { "recover_leases",
+		"UPDATE outbox"
+		"   SET status = 'pending', next_attempt_at = NULL,"
+		"       claim_token = NULL, lease_until = NULL"
+		" WHERE status = 'sending' AND lease_until <= ?1" },
+	[STMT_NEXT_DUE] = { "next_due",
+		"SELECT ifnull(next_attempt_at, '') FROM outbox"
+		" WHERE status = 'pending' AND cloud_id = ifnull(?1, 'default')"
+		" ORDER BY ifnull(next_attempt_at, ''), id LIMIT 1" },
+	[STMT_RECORD] = { "record",
+		/* ?2 is 1 for an attempted outcome: only then do the attempt's
+		 * own columns change. */
+		"UPDATE outbox"
+		"   SET status = ?1,"
+		"       attempts = attempts + ?2,"
+		"       last_attempt_at = CASE WHEN ?2 THEN ?3 ELSE last_attempt_at END,"
+		"       http_status = CASE WHEN ?2 THEN ?4 ELSE http_status END,"
+		"       error = ?5,"
+		"       delivered_at = ?6,"
+		"       next_attempt_at = ?7,"
+		"       claim_token = NULL, lease_until = NULL"
+		" WHERE id = ?8 AND claim_token = ?9 AND status = 'sending'"
+		" RETURNING attempts" },
+	[STMT_ATTEMPT_ADD] = { "attempt_add",
+		"INSERT INTO delivery_attempts"
+		" (outbox_id, attempt, started_at, duration_ms, http_status, error)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)" },
+	[STMT_RELEASE] = { "release",
+		"UPDATE outbox"
+		"   SET status = 'pending', next_attempt_at = NULL,"
+		"       claim_token = NULL, lease_until = NULL"
+		" WHERE id = ?1 AND claim_token = ?2 AND status = 'sending'" },
+	[STMT_HISTORY] = { "history",
+		"SELECT id, cloud_id, new_smart_number, network_id, new_smart_uri,"
+		"       interested_parties, created_at, status, attempts,"
+		"       next_attempt_at, last_attempt_at, http_status, error,"
+		"       delivered_at"
+		"  FROM outbox"
+		" WHERE (?1 IS NULL OR status = ?1)"
+		"   AND (?2 IS NULL OR cloud_id = ?2)"
+		"   AND (?3 IS NULL OR id = ?3)"
+		"   AND (?4 IS NULL OR new_smart_number = ?4)"
+		"   AND (?5 IS NULL OR created_at >= ?5)"
+		"   AND (?6 IS NULL OR created_at < ?6)"
+		" ORDER BY created_at DESC, id DESC"
+		" LIMIT ?7" },
+	[STMT_ATTEMPTS] = { "attempts",
+		"SELECT id, outbox_id, attempt, started_at, duration_ms,"
+		"       http_status, error"
+		"  FROM delivery_attempts WHERE outbox_id = ?1 ORDER BY attempt" },
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[STMT_COUNT];
+	int have_data_version;
+	int64_t data_version;
+	void (*tx_hook)(void *arg);
+	void *tx_hook_arg;
+	int last_code; /* the SQLite code of the last failure */
+	char errmsg[STORE_ERRMSG_SIZE];
+};
+
+static const char *const status_names[] = {
+	[EVENT_PENDING] = "pending",
+	[EVENT_SENDING] = "sending",
+	[EVENT_DELIVERED] = "delivered",
+	[EVENT_FAILED] = "failed",
+};
+
+#define STATUS_COUNT (sizeof status_names / sizeof status_names[0])
+
+const char *store_status_name(enum event_status status)
+{
+	if ((size_t)status >= STATUS_COUNT)
+		return "unknown";
+	return status_names[status];
+}
+
+int store_status_parse(const char *name, enum event_status *status)
+{
+	for (size_t i = 0; i < STATUS_COUNT; i++) {
+		if (strcmp(name, status_names[i]) == 0) {
+			*status = (enum event_status)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int store_schema_version(void)
+{
+	return migrations[MIGRATION_COUNT - 1].version;
+}
+
+const char *store_errmsg(const struct store *store)
+{
+	return store->errmsg;
+}
+
+static void store_seterr(struct store *store, const char *fmt, ...)
+	SR_PRINTF(2, 3);
+
+static void store_seterr(struct store *store, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(store->errmsg, sizeof store->errmsg, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The one check of every sqlite3_* result: OK, ROW and DONE pass; anything
+ * else is recorded as "what: message (code)" and becomes STORE_BUSY when the
+ * database was locked, STORE_ERROR otherwise.
+ */
+static int store_check(struct store *store, const char *what, int rc)
+{
+	const char *msg;
+
+	if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return STORE_OK;
+	/* sqlite3_errmsg() speaks of the last call on the connection, which
+	 * is not always the one that failed (a column read, a reset). */
+	if (store->db != NULL && sqlite3_extended_errcode(store->db) == rc)
+		msg = sqlite3_errmsg(store->db);
+	else
+		msg = sqlite3_errstr(rc);
+	store_seterr(store, "%s: %s (%d)", what, msg, rc);
+	store->last_code = rc;
+	return (rc & 0xff) == SQLITE_BUSY ? STORE_BUSY : STORE_ERROR;
+}
+
+static int stmt_check(struct store *store, enum stmt id, int rc)
+{
+	return store_check(store, stmt_specs[id].name, rc);
+}
+
+/* Steps statement id once; *row is 1 when it produced a row. */
+static int stmt_step(struct store *store, enum stmt id, int *row)
+{
+	int rc = sqlite3_step(store->stmts[id]);
+
+	*row = rc == SQLITE_ROW;
+	return stmt_check(store, id, rc);
+}
+
+/*
+ * Ends a use of statement id and passes rc on. Resetting at once matters: a
+ * statement left mid-walk keeps its read snapshot, and with it the WAL.
+ */
+static int stmt_reset(struct store *store, enum stmt id, int rc)
+{
+	int reset_rc = sqlite3_reset(store->stmts[id]);
+	int clear_rc = sqlite3_clear_bindings(store->stmts[id]);
+
+	/* After a failed step, reset repeats the error already recorded. */
+	if (rc != STORE_OK)
+		return rc;
+	rc = stmt_check(store, id, reset_rc);
+	if (rc == STORE_OK)
+		rc = stmt_check(store, id, clear_rc);
+	return rc;
+}
+
+/* Runs statement id, which returns no row worth reading, to its end. */
+static int stmt_exec(struct store *store, enum stmt id)
+{
+	int row = 1;
+	int rc = STORE_OK;
+
+	while (rc == STORE_OK && row)
+		rc = stmt_step(store, id, &row);
+	return stmt_reset(store, id, rc);
+}
+
+static int bind_int64(struct store *store, enum stmt id, int idx,
+		      int64_t value)
+{
+	return stmt_check(store, id,
+			  sqlite3_bind_int64(store->stmts[id], idx, value));
+}
+
+/* Binds NULL unless present. */
+static int bind_int64_or_null(struct store *store, enum stmt id, int idx,
+			      int present, int64_t value)
+{
+	if (!present)
+		return stmt_check(store, id,
+				  sqlite3_bind_null(store->stmts[id], idx));
+	return bind_int64(store, id, idx, value);
+}
+
+/*
+ * Binds text, or NULL for a NULL pointer. SQLITE_STATIC: every caller resets
+ * the statement before the text goes away.
+ */
+static int bind_text(struct store *store, enum stmt id, int idx,
+		     const char *text)
+{
+	if (text == NULL)
+		return stmt_check(store, id,
+				  sqlite3_bind_null(store->stmts[id], idx));
+	return stmt_check(store, id,
+			  sqlite3_bind_text(store->stmts[id], idx, text, -1,
+					    SQLITE_STATIC));
+}
+
+/* Column col as text, NULL for SQL NULL; borrowed until the next step. */
+static int column_text(struct store *store, enum stmt id, int col,
+		       const char **text)
+{
+	sqlite3_stmt *stmt = store->stmts[id];
+	int type = sqlite3_column_type(stmt, col);
+
+	*text = (const char *)sqlite3_column_text(stmt, col);
+	/* A NULL for a non-NULL value is a failed conversion (no memory). */
+	if (*text == NULL && type != SQLITE_NULL)
+		return stmt_check(store, id, SQLITE_NOMEM);
+	return STORE_OK;
+}
+
+/* Column col as a new string; a NULL value is an error. */
+static int column_strdup(struct store *store, enum stmt id, int col,
+			 char **out)
+{
+	const char *text;
+	int rc = column_text(store, id, col, &text);
+
+	*out = NULL;
+	if (rc != STORE_OK)
+		return rc;
+	if (text == NULL) {
+		store_seterr(store, "%s: column %d is NULL", stmt_specs[id].name,
+			     col);
+		return STORE_ERROR;
+	}
+	*out = strdup(text);
+	if (*out == NULL) {
+		store_seterr(store, "%s: out of memory", stmt_specs[id].name);
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+static void tx_rollback(struct store *store)
+{
+	char cause[STORE_ERRMSG_SIZE];
+
+	/* Some errors (I/O, full disk, no memory) roll back by themselves. */
+	if (sqlite3_get_autocommit(store->db))
+		return;
+	memcpy(cause, store->errmsg, sizeof cause);
+	if (stmt_exec(store, STMT_ROLLBACK) != STORE_OK) {
+		log_error("store: %s (after %s)", store->errmsg, cause);
+		/* The caller reports what made the rollback necessary. */
+		memcpy(store->errmsg, cause, sizeof cause);
+	}
+}
+
+/*
+ * Begins a write transaction. The busy handler waits out a lock for the busy
+ * timeout; some lock states (a WAL being recovered) return SQLITE_BUSY
+ * without waiting, hence the few tries. Then STORE_BUSY: try later.
+ */
+static int tx_begin(struct store *store)
+{
+	int rc = STORE_BUSY;
+
+	for (int try = 0; try < STORE_BEGIN_TRIES && rc == STORE_BUSY; try++) {
+		if (try > 0)
+			sqlite3_sleep(STORE_BEGIN_PAUSE_MS * try);
+		rc = stmt_exec(store, STMT_BEGIN);
+	}
+	if (rc == STORE_OK && store->tx_hook != NULL)
+		store->tx_hook(store->tx_hook_arg);
+	return rc;
+}
+
+/* Commits when rc is STORE_OK, else rolls back; returns the outcome. */
+static int tx_end(struct store *store, int rc)
+{
+	if (rc == STORE_OK)
+		rc = stmt_exec(store, STMT_COMMIT);
+	if (rc != STORE_OK)
+		tx_rollback(store);
+	return rc;
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+static int stmts_prepare(struct store *store, enum stmt first, enum stmt end)
+{
+	for (int i = first; i < (int)end; i++) {
+		const char *tail = NULL;
+		int rc;
+
+		if (stmt_specs[i].sql == NULL) {
+			store_seterr(store, "statement %d has no SQL", i);
+			return STORE_ERROR;
+		}
+		rc = stmt_check(store, (enum stmt)i,
+				sqlite3_prepare_v3(store->db, stmt_specs[i].sql,
+						   -1, SQLITE_PREPARE_PERSISTENT,
+						   &store->stmts[i], &tail));
+		if (rc != STORE_OK)
+			return rc;
+		/* prepare takes one statement and would ignore the rest. */
+		tail += strspn(tail, " \t\n;");
+		if (*tail != '\0') {
+			store_seterr(store, "%s: more than one statement",
+				     stmt_specs[i].name);
+			return STORE_ERROR;
+		}
+	}
+	return STORE_OK;
+}
+
+/* Creates path owner-only unless it exists; SQLite gives -wal and -shm the
+ * database file's mode, so they end up owner-only too. */
+static int file_create(struct store *store, const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int rc = STORE_OK;
+
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return STORE_OK;
+		store_seterr(store, "cannot create %s: %s", path,
+			     strerror(errno));
+		return STORE_ERROR;
+	}
+	/* The umask may have taken bits that the owner needs. */
+	if (fchmod(fd, 0600) != 0) {
+		store_seterr(store, "cannot chmod %s: %s", path,
+			     strerror(errno));
+		rc = STORE_ERROR;
+	}
+	close(fd);
+	return rc;
+}
+
+static int file_require(struct store *store, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		return STORE_OK;
+	if (errno == ENOENT)
+		store_seterr(store, "no such database: %s (run smartrelay init)",
+			     path);
+	else
+		store_seterr(store, "cannot open %s: %s", path,
+			     strerror(errno));
+	return STORE_ERROR;
+}
+
+static int user_version_read(struct store *store, int *version)
+{
+	int row = 0;
+	int rc = stmt_step(store, STMT_USER_VERSION, &row);
+
+	if (rc == STORE_OK && row)
+		*version = sqlite3_column_int(store->stmts[STMT_USER_VERSION], 0);
+	else if (rc == STORE_OK) {
+		store_seterr(store, "user_version: no value");
+		rc = STORE_ERROR;
+	}
+	return stmt_reset(store, STMT_USER_VERSION, rc);
+}
+
+/* Runs every statement of a migration's text; the text is ours (sql/). */
+static int script_exec(struct store *store, const struct migration *m)
+{
+	const char *sql = m->sql;
+	int rc = STORE_OK;
+
+	while (rc == STORE_OK) {
+		sqlite3_stmt *stmt = NULL;
+		const char *tail = NULL;
+		int step_rc;
+
+		rc = store_check(store, m->name,
+				 sqlite3_prepare_v2(store->db, sql, -1, &stmt,
+						    &tail));
+		if (rc != STORE_OK || stmt == NULL)
+			break; /* an error, or only comments were left */
+		sql = tail;
+		do
+			step_rc = sqlite3_step(stmt);
+		while (step_rc == SQLITE_ROW);
+		rc = store_check(store, m->name, step_rc);
+		/* finalize repeats a failed step's code: check it only after
+		 * a good one. */
+		step_rc = sqlite3_finalize(stmt);
+		if (rc == STORE_OK)
+			rc = store_check(store, m->name, step_rc);
+	}
+	return rc;
+}
+
+/* Applies one migration in its own transaction, unless another init did. */
+static int migration_apply(struct store *store, const struct migration *m)
+{
+	int version = 0;
+	int rc = tx_begin(store);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = user_version_read(store, &version);
+	if (rc != STORE_OK || version >= m->version)
+		goto out;
+	rc = script_exec(store, m);
+	if (rc == STORE_OK)
+		rc = user_version_read(store, &version);
+	if (rc == STORE_OK && version != m->version) {
+		store_seterr(store, "%s: leaves user_version %d, not %d",
+			     m->name, version, m->version);
+		rc = STORE_ERROR;
+	}
+out:
+	return tx_end(store, rc);
+}
+
+static int schema_prepare(struct store *store, const char *path,
+			  enum store_mode mode)
+{
+	int latest = store_schema_version();
+	int version = 0;
+	int row = 0;
+	int rc;
+
+	rc = user_version_read(store, &version);
+	if (rc != STORE_OK)
+		return rc;
+	if (version > latest) {
+		store_seterr(store, "schema version %d of %s is newer than %d:"
+			     " this smartrelay is too old for it", version,
+			     path, latest);
+		return STORE_ERROR;
+	}
+	if (version < latest && mode == STORE_OPEN_EXISTING) {
+		store_seterr(store, "schema version %d of %s is older than %d:"
+			     " run smartrelay init", version, path, latest);
+		return STORE_ERROR;
+	}
+	/* WAL lets the operators and producers read and insert while the
+	 * relay writes. The mode is stored in the file, so init sets it for
+	 * every later connection too. */
+	rc = stmt_step(store, STMT_JOURNAL_WAL, &row);
+	if (rc == STORE_OK) {
+		const char *journal = NULL;
+
+		rc = column_text(store, STMT_JOURNAL_WAL, 0, &journal);
+		if (rc == STORE_OK &&
+		    (!row || journal == NULL || strcmp(journal, "wal") != 0)) {
+			store_seterr(store, "%s: cannot use WAL (journal mode %s)",
+				     path, journal ? journal : "unknown");
+			rc = STORE_ERROR;
+		}
+	}
+	rc = stmt_reset(store, STMT_JOURNAL_WAL, rc);
+	for (size_t i = 0; rc == STORE_OK && i < MIGRATION_COUNT; i++) {
+		if (migrations[i].version > version)
+			rc = migration_apply(store, &migrations[i]);
+	}
+	return rc;
+}
+
+int store_open(const char *path, enum store_mode mode, struct store **out,
+	       char *err, size_t errlen)
+{
+	struct store *store;
+	int rc;
+
+	*out = NULL;
+	store = calloc(1, sizeof *store);
+	if (store == NULL) {
+		if (errlen > 0)
+			snprintf(err, errlen, "%s: out of memory", path);
+		return STORE_ERROR;
+	}
+	if (mode == STORE_OPEN_CREATE)
+		rc = file_create(store, path);
+	else
+		rc = file_require(store, path);
+	if (rc != STORE_OK)
+		goto out;
+	/* One connection per thread: no mutexes. Without OPEN_CREATE, so
+	 * that sqlite never makes a file with the process's umask. */
+	rc = store_check(store, path,
+			 sqlite3_open_v2(path, &store->db,
+					 SQLITE_OPEN_READWRITE |
+					 SQLITE_OPEN_NOMUTEX, NULL));
+	if (rc != STORE_OK)
+		goto out;
+	rc = store_check(store, path,
+			 sqlite3_extended_result_codes(store->db, 1));
+	if (rc == STORE_OK)
+		rc = store_check(store, path,
+				 sqlite3_busy_timeout(store->db,
+						      STORE_BUSY_TIMEOUT_MS));
+	if (rc == STORE_OK)
+		rc = stmts_prepare(store, 0, STMT_FIRST_SCHEMA);
+	if (rc == STORE_OK)
+		rc = stmt_exec(store, STMT_SYNCHRONOUS);
+	if (rc == STORE_OK)
+		rc = stmt_exec(store, STMT_FOREIGN_KEYS);
+	if (rc == STORE_OK)
+		rc = stmt_exec(store, STMT_TEMP_STORE);
+	if (rc == STORE_OK)
+		rc = schema_prepare(store, path, mode);
+	if (rc == STORE_OK)
+		rc = stmts_prepare(store, STMT_FIRST_SCHEMA, STMT_COUNT);
+	if (rc != STORE_OK)
+		goto out;
+	*out = store;
+	store = NULL;
+out:
+	if (store != NULL && errlen > 0)
+		snprintf(err, errlen, "%s", store->errmsg);
+	store_close(store);
+	return rc;
+}
+
+void store_close(struct store *store)
+{
+	if (store == NULL)
+		return;
+	for (int i = STMT_COUNT - 1; i >= 0; i--) {
+		/* finalize only repeats the statement's last error. */
+		(void)sqlite3_finalize(store->stmts[i]);
+	}
+	if (store->db != NULL) {
+		int rc = store_check(store, "close", sqlite3_close(store->db));
+
+		if (rc != STORE_OK)
+			log_error("store: %s", store->errmsg);
+	}
+	free(store);
+}
+
+int store_set_busy_timeout(struct store *store, int timeout_ms)
+{
+	return store_check(store, "busy_timeout",
+			   sqlite3_busy_timeout(store->db, timeout_ms));
+}
+
+void store_set_tx_hook(struct store *store, void (*hook)(void *arg),
+		       void *arg)
+{
+	store->tx_hook = hook;
+	store->tx_hook_arg = arg;
+}
+
+int store_data_changed(struct store *store, int *changed)
+{
+	int row = 0;
+	int rc = stmt_step(store, STMT_DATA_VERSION, &row);
+
+	if (rc == STORE_OK && row) {
+		int64_t version =
+			sqlite3_column_int64(store->stmts[STMT_DATA_VERSION], 0);
+
+		*changed = !store->have_data_version ||
+			   version != store->data_version;
+		store->data_version = version;
+		store->have_data_version = 1;
+	} else if (rc == STORE_OK) {
+		store_seterr(store, "data_version: no value");
+		rc = STORE_ERROR;
+	}
+	return stmt_reset(store, STMT_DATA_VERSION, rc);
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+void store_config_rows_free(struct config_row *rows, size_t count)
+{
+	if (rows == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(rows[i].cloud_id);
+		free(rows[i].key);
+		free(rows[i].value);
+	}
+	free(rows);
+}
+
+/* Makes room for one more element in *array of *cap elements of size. */
+static int array_grow(struct store *store, void **array, size_t *cap,
+		      size_t count, size_t size)
+{
+	size_t new_cap;
+	void *grown;
+
+	if (count < *cap)
+		return STORE_OK;
+	new_cap = *cap == 0 ? 16 : *cap * 2;
+	grown = reallocarray(*array, new_cap, size);
+	if (grown == NULL) {
+		store_seterr(store, "out of memory");
+		return STORE_ERROR;
+	}
+	memset((char *)grown + *cap * size, 0, (new_cap - *cap) * size);
+	*array = grown;
+	*cap = new_cap;
+	return STORE_OK;
+}
+
+int store_config_list(struct store *store, const char *cloud_id,
+		      struct config_row **rows, size_t *count)
+{
+	struct config_row *list = NULL;
+	size_t n = 0, cap = 0;
+	int row = 1;
+	int rc;
+
+	*rows = NULL;
+	*count = 0;
+	rc = bind_text(store, STMT_CONFIG_LIST, 1, cloud_id);
+	while (rc == STORE_OK) {
+		rc = stmt_step(store, STMT_CONFIG_LIST, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		rc = array_grow(store, (void **)&list, &cap, n, sizeof *list);
+		if (rc != STORE_OK)
+			break;
+		n++; /* counted before filling, so that a failure frees it */
+		rc = column_strdup(store, STMT_CONFIG_LIST, 0, &list[n - 1].cloud_id);
+		if (rc == STORE_OK)
+			rc = column_strdup(store, STMT_CONFIG_LIST, 1,
+					   &list[n - 1].key);
+		if (rc == STORE_OK)
+			rc = column_strdup(store, STMT_CONFIG_LIST, 2,
+					   &list[n - 1].value);
+	}
+	rc = stmt_reset(store, STMT_CONFIG_LIST, rc);
+	if (rc != STORE_OK) {
+		store_config_rows_free(list, n);
+		return rc;
+	}
+	*rows = list;
+	*count = n;
+	return STORE_OK;
+}
+
+int store_config_set(struct store *store, const char *cloud_id,
+		     const char *key, const char *value)
+{
+	int rc = tx_begin(store);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_text(store, STMT_CONFIG_SET, 1, cloud_id);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_CONFIG_SET, 2, key);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_CONFIG_SET, 3, value);
+	if (rc == STORE_OK)
+		rc = stmt_exec(store, STMT_CONFIG_SET);
+	else
+		rc = stmt_reset(store, STMT_CONFIG_SET, rc);
+	return tx_end(store, rc);
+}
+
+int store_config_unset(struct store *store, const char *cloud_id,
+		       const char *key, int *removed)
+{
+	int64_t changes = 0;
+	int rc = tx_begin(store);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_text(store, STMT_CONFIG_UNSET, 1, cloud_id);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_CONFIG_UNSET, 2, key);
+	if (rc == STORE_OK) {
+		rc = stmt_exec(store, STMT_CONFIG_UNSET);
+		changes = sqlite3_changes64(store->db);
+	} else {
+		rc = stmt_reset(store, STMT_CONFIG_UNSET, rc);
+	}
+	rc = tx_end(store, rc);
+	if (rc == STORE_OK && removed != NULL)
+		*removed = (int)changes;
+	return rc;
+}
+
+static int64_t size_to_int64(size_t n)
+{
+	return n > (size_t)INT64_MAX ? INT64_MAX : (int64_t)n;
+}
+
+int store_pending_cloud_ids(struct store *store, size_t max, char ***ids,
+			    size_t *count)
+{
+	char **list = NULL;
+	size_t n = 0, cap = 0;
+	int row = 1;
+	int rc;
+
+	*ids = NULL;
+	*count = 0;
+	if (max == 0)
+		return STORE_OK;
+	rc = bind_int64(store, STMT_PENDING_CLOUD_IDS, 1, size_to_int64(max));
+	while (rc == STORE_OK) {
+		rc = stmt_step(store, STMT_PENDING_CLOUD_IDS, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		rc = array_grow(store, (void **)&list, &cap, n, sizeof *list);
+		if (rc == STORE_OK)
+			rc = column_strdup(store, STMT_PENDING_CLOUD_IDS, 0,
+					   &list[n++]);
+	}
+	rc = stmt_reset(store, STMT_PENDING_CLOUD_IDS, rc);
+	if (rc != STORE_OK) {
+		for (size_t i = 0; i < n; i++)
+			free(list[i]);
+		free(list);
+		return rc;
+	}
+	*ids = list;
+	*count = n;
+	return STORE_OK;
+}
+
+/* ---- producing ---------------------------------------------------------- */
+
+int store_enqueue(struct store *store, const struct new_event *event,
+		  int64_t *id)
+{
+	int rc = tx_begin(store);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_text(store, STMT_ENQUEUE, 1, event->cloud_id);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_ENQUEUE, 2, event->new_smart_number);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_ENQUEUE, 3, event->network_id);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_ENQUEUE, 4, event->new_smart_uri);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_ENQUEUE, 5, event->interested_parties);
+	if (rc == STORE_OK) {
+		rc = stmt_exec(store, STMT_ENQUEUE);
+		/* The only CHECK an INSERT with defaults can break. */
+		if (rc != STORE_OK &&
+		    store->last_code == SQLITE_CONSTRAINT_CHECK)
+			store_seterr(store, "enqueue: interested_parties must be"
+				     " a JSON array");
+	} else {
+		rc = stmt_reset(store, STMT_ENQUEUE, rc);
+	}
+	if (rc == STORE_OK && id != NULL)
+		*id = sqlite3_last_insert_rowid(store->db);
+	return tx_end(store, rc);
+}
+
+/* ---- claims and outcomes ------------------------------------------------ */
+
+void store_events_free(struct event *events, size_t count)
+{
+	if (events == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(events[i].cloud_id);
+		free(events[i].new_smart_number);
+		free(events[i].network_id);
+		free(events[i].new_smart_uri);
+		free(events[i].interested_parties);
+	}
+	free(events);
+}
+
+/* A claimed row with its due time, for putting the claim in due order. */
+struct claimed {
+	struct event event;
+	char *due;
+};
+
+static int claimed_compare(const void *a, const void *b)
+{
+	const struct claimed *x = a, *y = b;
+	int order = strcmp(x->due, y->due);
+
+	if (order != 0)
+		return order;
+	return (x->event.id > y->event.id) - (x->event.id < y->event.id);
+}
+
+static int claimed_read(struct store *store, struct claimed *c, int64_t token)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_CLAIM];
+	int rc;
+
+	c->event.id = sqlite3_column_int64(stmt, 0);
+	c->event.attempts = sqlite3_column_int64(stmt, 6);
+	c->event.budget_used = sqlite3_column_int64(stmt, 7);
+	c->event.claim_token = token;
+	rc = column_strdup(store, STMT_CLAIM, 1, &c->event.cloud_id);
+	if (rc == STORE_OK)
+		rc = column_strdup(store, STMT_CLAIM, 2,
+				   &c->event.new_smart_number);
+	if (rc == STORE_OK)
+		rc = column_strdup(store, STMT_CLAIM, 3, &c->event.network_id);
+	if (rc == STORE_OK)
+		rc = column_strdup(store, STMT_CLAIM, 4, &c->event.new_smart_uri);
+	if (rc == STORE_OK)
+		rc = column_strdup(store, STMT_CLAIM, 5,
+				   &c->event.interested_parties);
+	if (rc == STORE_OK)
+		rc = column_strdup(store, STMT_CLAIM, 8, &c->due);
+	return rc;
+}
+
+static void claimed_free(struct claimed *rows, size_t count)
+{
+	if (rows == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(rows[i].event.cloud_id);
+		free(rows[i].event.new_smart_number);
+		free(rows[i].event.network_id);
+		free(rows[i].event.new_smart_uri);
+		free(rows[i].event.interested_parties);
+		free(rows[i].due);
+	}
+	free(rows);
+}
+
+int store_claim(struct store *store, const struct claim_request *request,
+		struct event **events, size_t *count)
+{
+	char now[TIME_TEXT_SIZE], lease[TIME_TEXT_SIZE];
+	struct claimed *rows = NULL;
+	struct event *list = NULL;
+	size_t n = 0, cap = 0;
+	int row = 1;
+	int rc;
+
+	*events = NULL;
+	*count = 0;
+	if (request->limit == 0)
+		return STORE_OK;
+	time_format(request->now_ms, now);
+	time_format(request->lease_until_ms, lease);
+
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_int64(store, STMT_CLAIM, 1, request->token);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_CLAIM, 2, lease);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_CLAIM, 3, request->cloud_id);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_CLAIM, 4, now);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, STMT_CLAIM, 5, request->max_id);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, STMT_CLAIM, 6,
+				size_to_int64(request->limit));
+	while (rc == STORE_OK) {
+		rc = stmt_step(store, STMT_CLAIM, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		rc = array_grow(store, (void **)&rows, &cap, n, sizeof *rows);
+		if (rc == STORE_OK)
+			rc = claimed_read(store, &rows[n++], request->token);
+	}
+	rc = stmt_reset(store, STMT_CLAIM, rc);
+	/* Any failure rolls the claim back: no row is left 'sending'
+	 * without a caller that knows it holds it. */
+	rc = tx_end(store, rc);
+	if (rc != STORE_OK || n == 0)
+		goto out;
+
+	/* RETURNING gives rows in the order it updated them, by id. */
+	qsort(rows, n, sizeof *rows, claimed_compare);
+	list = calloc(n, sizeof *list);
+	if (list == NULL) {
+		/* Committed: the rows come back through lease recovery. */
+		store_seterr(store, "claim: out of memory");
+		rc = STORE_ERROR;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		list[i] = rows[i].event;
+		memset(&rows[i].event, 0, sizeof rows[i].event);
+	}
+	*events = list;
+	*count = n;
+out:
+	claimed_free(rows, n);
+	return rc;
+}
+
+int store_max_event_id(struct store *store, int64_t *id)
+{
+	int row = 0;
+	int rc = stmt_step(store, STMT_MAX_EVENT_ID, &row);
+
+	*id = 0;
+	if (rc == STORE_OK && row)
+		*id = sqlite3_column_int64(store->stmts[STMT_MAX_EVENT_ID], 0);
+	return stmt_reset(store, STMT_MAX_EVENT_ID, rc);
+}
+
+int store_recover_leases(struct store *store, int64_t now_ms,
+			 int64_t *recovered)
+{
+	char now[TIME_TEXT_SIZE];
+	int64_t changes = 0;
+	int rc;
+
+	time_format(now_ms, now);
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_text(store, STMT_RECOVER_LEASES, 1, now);
+	if (rc == STORE_OK) {
+		rc = stmt_exec(store, STMT_RECOVER_LEASES);
+		changes = sqlite3_changes64(store->db);
+	} else {
+		rc = stmt_reset(store, STMT_RECOVER_LEASES, rc);
+	}
+	rc = tx_end(store, rc);
+	if (rc == STORE_OK && recovered != NULL)
+		*recovered = changes;
+	return rc;
+}
+
+int store_next_due(struct store *store, const char *cloud_id, int64_t *due_ms)
+{
+	const char *due = NULL;
+	int row = 0;
+	int rc;
+
+	*due_ms = INT64_MAX;
+	rc = bind_text(store, STMT_NEXT_DUE, 1, cloud_id);
+	if (rc == STORE_OK)
+		rc = stmt_step(store, STMT_NEXT_DUE, &row);
+	if (rc == STORE_OK && row)
+		rc = column_text(store, STMT_NEXT_DUE, 0, &due);
+	if (rc == STORE_OK && row) {
+		if (due == NULL || due[0] == '\0') {
+			*due_ms = INT64_MIN;
+		} else if (time_parse(due, due_ms) != 0) {
+			/* Only a hand-edited row can get here. */
+			store_seterr(store, "next_due: next_attempt_at '%s' is"
+				     " not a timestamp", due);
+			*due_ms = INT64_MAX;
+			rc = STORE_ERROR;
+		}
+	}
+	return stmt_reset(store, STMT_NEXT_DUE, rc);
+}
+
+/* Refuses outcomes that no caller should make, before anything is written. */
+static int outcome_check(struct store *store, const struct outcome *o)
+{
+	if (o->status != EVENT_PENDING && o->status != EVENT_DELIVERED &&
+	    o->status != EVENT_FAILED) {
+		store_seterr(store, "record: event %" PRId64 ": '%s' is not an"
+			     " outcome", o->id, store_status_name(o->status));
+		return STORE_ERROR;
+	}
+	if (o->status == EVENT_DELIVERED && !o->attempted) {
+		store_seterr(store, "record: event %" PRId64 ": delivered"
+			     " without an attempt", o->id);
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
+static int attempt_add(struct store *store, const struct outcome *o,
+		       int64_t attempt)
+{
+	char started[TIME_TEXT_SIZE];
+	int rc;
+
+	time_format(o->started_ms, started);
+	rc = bind_int64(store, STMT_ATTEMPT_ADD, 1, o->id);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, STMT_ATTEMPT_ADD, 2, attempt);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_ATTEMPT_ADD, 3, started);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, STMT_ATTEMPT_ADD, 4, o->duration_ms);
+	if (rc == STORE_OK)
+		rc = bind_int64_or_null(store, STMT_ATTEMPT_ADD, 5,
+					o->http_status != 0, o->http_status);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_ATTEMPT_ADD, 6, o->error);
+	if (rc == STORE_OK)
+		return stmt_exec(store, STMT_ATTEMPT_ADD);
+	return stmt_reset(store, STMT_ATTEMPT_ADD, rc);
+}
+
+static int outcome_write(struct store *store, const struct outcome *o,
+			 size_t *refused)
+{
+	char finished[TIME_TEXT_SIZE], next[TIME_TEXT_SIZE];
+	const int attempted = o->attempted != 0;
+	int64_t attempt = 0;
+	int row = 0, more = 0;
+	int rc;
+
+	if (attempted)
+		time_format(o->finished_ms, finished);
+	if (o->status == EVENT_PENDING)
+		time_format(o->next_attempt_ms, next);
+	rc = bind_text(store, STMT_RECORD, 1, store_status_name(o->status));
+	if (rc == STORE_OK)
+		rc = bind_int64(store, STMT_RECORD, 2, attempted);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_RECORD, 3,
+			       attempted ? finished : NULL);
+	if (rc == STORE_OK)
+		rc = bind_int64_or_null(store, STMT_RECORD, 4,
+					o->http_status != 0, o->http_status);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_RECORD, 5, o->error);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_RECORD, 6,
+			       o->status == EVENT_DELIVERED ? finished : NULL);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_RECORD, 7,
+			       o->status == EVENT_PENDING ? next : NULL);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, STMT_RECORD, 8, o->id);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, STMT_RECORD, 9, o->claim_token);
+	if (rc == STORE_OK)
+		rc = stmt_step(store, STMT_RECORD, &row);
+	if (rc == STORE_OK && row) {
+		/* The attempt's number is the row's own count, so numbers
+		 * stay unique whatever the caller believed. */
+		attempt = sqlite3_column_int64(store->stmts[STMT_RECORD], 0);
+		rc = stmt_step(store, STMT_RECORD, &more);
+	}
+	rc = stmt_reset(store, STMT_RECORD, rc);
+	if (rc != STORE_OK)
+		return rc;
+	if (!row) {
+		/* Fenced out: the lease was taken over, the row is not ours. */
+		(*refused)++;
+		return STORE_OK;
+	}
+	if (attempted)
+		rc = attempt_add(store, o, attempt);
+	return rc;
+}
+
+int store_record(struct store *store, const struct outcome *outcomes,
+		 size_t count, size_t *refused)
+{
+	size_t fenced = 0;
+	int rc = STORE_OK;
+
+	if (refused != NULL)
+		*refused = 0;
+	if (count == 0)
+		return STORE_OK;
+	for (size_t i = 0; i < count && rc == STORE_OK; i++)
+		rc = outcome_check(store, &outcomes[i]);
+	if (rc != STORE_OK)
+		return rc;
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	for (size_t i = 0; i < count && rc == STORE_OK; i++)
+		rc = outcome_write(store, &outcomes[i], &fenced);
+	rc = tx_end(store, rc);
+	if (rc == STORE_OK && refused != NULL)
+		*refused = fenced;
+	return rc;
+}
+
+int store_release(struct store *store, const int64_t *ids,
+		  const int64_t *tokens, size_t count)
+{
+	int rc;
+
+	if (count == 0)
+		return STORE_OK;
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
+		rc = bind_int64(store, STMT_RELEASE, 1, ids[i]);
+		if (rc == STORE_OK)
+			rc = bind_int64(store, STMT_RELEASE, 2, tokens[i]);
+		if (rc == STORE_OK)
+			rc = stmt_exec(store, STMT_RELEASE);
+		else
+			rc = stmt_reset(store, STMT_RELEASE, rc);
+	}
+	return tx_end(store, rc);
+}
+
+/* ---- history ------------------------------------------------------------ */
+
+/* A walk must not restart its own statement from inside its callback. */
+static int stmt_idle(struct store *store, enum stmt id)
+{
+	if (!sqlite3_stmt_busy(store->stmts[id]))
+		return STORE_OK;
+	store_seterr(store, "%s: called again from its own callback",
+		     stmt_specs[id].name);
+	return STORE_ERROR;
+}
+
+static int history_read(struct store *store, struct history_row *h)
+{
+	sqlite3_stmt *stmt = store->stmts[STMT_HISTORY];
+	const enum stmt id = STMT_HISTORY;
+	int rc;
+
+	memset(h, 0, sizeof *h);
+	h->id = sqlite3_column_int64(stmt, 0);
+	h->attempts = sqlite3_column_int64(stmt, 8);
+	h->http_status = (long)sqlite3_column_int64(stmt, 11);
+	rc = column_text(store, id, 1, &h->cloud_id);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 2, &h->new_smart_number);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 3, &h->network_id);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 4, &h->new_smart_uri);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 5, &h->interested_parties);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 6, &h->created_at);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 7, &h->status);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 9, &h->next_attempt_at);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 10, &h->last_attempt_at);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 12, &h->error);
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 13, &h->delivered_at);
+	return rc;
+}
+
+int store_history(struct store *store, const struct history_filter *filter,
+		  int (*each)(const struct history_row *row, void *arg),
+		  void *arg)
+{
+	const enum stmt id = STMT_HISTORY;
+	int stopped = 0;
+	int row = 1;
+	int rc = stmt_idle(store, id);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_text(store, id, 1, filter->status);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 2, filter->cloud_id);
+	if (rc == STORE_OK)
+		rc = bind_int64_or_null(store, id, 3, filter->id != 0,
+					filter->id);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 4, filter->number);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 5, filter->since);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 6, filter->until);
+	if (rc == STORE_OK) /* a negative LIMIT is none */
+		rc = bind_int64(store, id, 7,
+				filter->limit > 0 ? filter->limit : -1);
+	while (rc == STORE_OK && !stopped) {
+		struct history_row h;
+
+		rc = stmt_step(store, id, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		rc = history_read(store, &h);
+		if (rc == STORE_OK)
+			stopped = each(&h, arg);
+	}
+	rc = stmt_reset(store, id, rc);
+	return rc == STORE_OK ? stopped : rc;
+}
+
+int store_attempts(struct store *store, int64_t outbox_id,
+		   int (*each)(const struct attempt_row *row, void *arg),
+		   void *arg)
+{
+	const enum stmt id = STMT_ATTEMPTS;
+	sqlite3_stmt *stmt = store->stmts[id];
+	int stopped = 0;
+	int row = 1;
+	int rc = stmt_idle(store, id);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_int64(store, id, 1, outbox_id);
+	while (rc == STORE_OK && !stopped) {
+		struct attempt_row a;
+
+		rc = stmt_step(store, id, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		memset(&a, 0, sizeof a);
+		a.id = sqlite3_column_int64(stmt, 0);
+		a.outbox_id = sqlite3_column_int64(stmt, 1);
+		a.attempt = sqlite3_column_int64(stmt, 2);
+		a.duration_ms = sqlite3_column_int64(stmt, 4);
+		a.http_status = (long)sqlite3_column_int64(stmt, 5);
+		rc = column_text(store, id, 3, &a.started_at);
+		if (rc == STORE_OK)
+			rc = column_text(store, id, 6, &a.error);
+		if (rc == STORE_OK)
+			stopped = each(&a, arg);
+	}
+	rc = stmt_reset(store, id, rc);
+	return rc == STORE_OK ? stopped : rc;
+}
