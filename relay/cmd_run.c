@@ -1,0 +1,133 @@
+/*
+ * cmd_run.c - `smartrelay run DB`: the poller daemon and its options.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "log.h"
+#include "relay.h"
+#include "timeutil.h"
+
+static const char run_usage[] =
+	"Usage: smartrelay run DB [OPTIONS]\n"
+	"Delivers the outbox's events to each app's web service, in the\n"
+	"foreground, until SIGTERM or SIGINT. Durations are in seconds and may\n"
+	"be fractional.\n\n"
+	"  --once             deliver what is due now, wait for it, exit\n"
+	"  --concurrency N    transfers in flight at most (64)\n"
+	"  --timeout S        total time allowed for one request (15)\n"
+	"  --max-attempts N   attempts before an event is failed (10)\n"
+	"  --retry-base S     delay before the first retry (5); later delays\n"
+	"                     grow exponentially, with jitter\n"
+	"  --retry-max S      the longest single delay (3600)\n"
+	"  --lease S          how long a claim holds before another relay may\n"
+	"                     take the event over (60; longer than --timeout)\n"
+	"  --grace S          how long a stop waits for transfers in flight (10)\n"
+	"  --ca-file FILE     CA certificates for https (default: the system's)\n"
+	"  -v, --verbose      debug logging\n"
+	"  --syslog           log to syslog instead of stderr\n";
+
+enum {
+	OPT_ONCE = 256, OPT_CONCURRENCY, OPT_TIMEOUT, OPT_MAX_ATTEMPTS,
+	OPT_RETRY_BASE, OPT_RETRY_MAX, OPT_LEASE, OPT_GRACE, OPT_CA_FILE,
+	OPT_SYSLOG,
+};
+
+/* A week bounds every duration option: longer is surely a typo. */
+#define MAX_DURATION_MS (7LL * 24 * 3600 * 1000)
+
+static int parse_duration(const char *name, const char *text, int64_t *ms)
+{
+	if (time_parse_seconds(text, MAX_DURATION_MS, ms) != 0)
+		return cli_usage_error("run", "%s: '%s' is not a number of seconds "
+				       "from 0 to 604800", name, text);
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "concurrency", required_argument, NULL, OPT_CONCURRENCY },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS },
+		{ "retry-base", required_argument, NULL, OPT_RETRY_BASE },
+		{ "retry-max", required_argument, NULL, OPT_RETRY_MAX },
+		{ "lease", required_argument, NULL, OPT_LEASE },
+		{ "grace", required_argument, NULL, OPT_GRACE },
+		{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "syslog", no_argument, NULL, OPT_SYSLOG },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct relay_options opt;
+	const char *db;
+	int64_t n;
+	int c, rc = 0;
+
+	relay_options_default(&opt);
+	while (rc == 0 && (c = getopt_long(argc, argv, "hv", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_ONCE:
+			opt.once = 1;
+			break;
+		case OPT_CONCURRENCY:
+			if (cli_parse_int(optarg, 1, 10000, &n) != 0)
+				return cli_usage_error("run", "--concurrency: '%s' is "
+						       "not a whole number from 1 to 10000", optarg);
+			opt.concurrency = (int)n;
+			break;
+		case OPT_TIMEOUT:
+			rc = parse_duration("--timeout", optarg, &opt.timeout_ms);
+			if (rc == 0 && opt.timeout_ms == 0)
+				rc = cli_usage_error("run", "--timeout: must be more than 0");
+			break;
+		case OPT_MAX_ATTEMPTS:
+			if (cli_parse_int(optarg, 1, 1000000, &opt.max_attempts) != 0)
+				return cli_usage_error("run", "--max-attempts: '%s' is "
+						       "not a whole number from 1 to 1000000", optarg);
+			break;
+		case OPT_RETRY_BASE:
+			rc = parse_duration("--retry-base", optarg, &opt.retry_base_ms);
+			break;
+		case OPT_RETRY_MAX:
+			rc = parse_duration("--retry-max", optarg, &opt.retry_max_ms);
+			break;
+		case OPT_LEASE:
+			rc = parse_duration("--lease", optarg, &opt.lease_ms);
+			break;
+		case OPT_GRACE:
+			rc = parse_duration("--grace", optarg, &opt.grace_ms);
+			break;
+		case OPT_CA_FILE:
+			opt.ca_file = optarg;
+			break;
+		case 'v':
+			log_set_level(LOG_LEVEL_DEBUG);
+			break;
+		case OPT_SYSLOG:
+			log_use_syslog("smartrelay");
+			break;
+		case 'h':
+			fputs(run_usage, stdout);
+			return 0;
+		default:
+			return cli_usage_error("run", "bad option");
+		}
+	}
+	if (rc != 0)
+		return rc;
+	if (cli_operands("run", argc, argv, optind, 1, &db) != 0)
+		return EXIT_USAGE;
+	if (opt.retry_max_ms < opt.retry_base_ms)
+		return cli_usage_error("run", "--retry-max must not be shorter "
+				       "than --retry-base");
+	/* A lease must outlive the transfer it covers (contract 7.6). */
+	if (opt.lease_ms <= opt.timeout_ms)
+		return cli_usage_error("run", "--lease must be longer than --timeout");
+	return relay_run(db, &opt);
+}

@@ -1,0 +1,689 @@
+/*
+ * test_integration.c - the real binary against the real receiver.
+ *
+ * Every test makes a fresh database with `smartrelay init`, provisions it
+ * with `smartrelay config`, produces events through the store (the same
+ * INSERT a producer makes), runs `smartrelay run`, and then checks the exact
+ * bytes the receiver got and the rows the relay wrote.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "testutil.h"
+#include "timeutil.h"
+
+#define RUN_TIMEOUT_MS 20000
+
+static const char two_parties[] =
+	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"},"
+	"{\"username\":\"madelaine\",\"device\":\"madelaines_android\"}]";
+
+struct env {
+	char *dir;
+	char *db;
+	struct tu_receiver rx;
+};
+
+static void env_open(struct env *env, const char *name)
+{
+	char *out = NULL;
+
+	env->dir = tu_tmpdir(name);
+	env->db = tu_path(env->dir, "relay.db");
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "init",
+				       env->db, NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "schema version"));
+	free(out);
+	tu_receiver_start(&env->rx, env->dir);
+}
+
+static void env_close(struct env *env)
+{
+	tu_receiver_stop(&env->rx);
+	free(env->db);
+	free(env->dir);
+}
+
+static void config_set(struct env *env, const char *cloud_id, const char *key,
+		       const char *value)
+{
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "config",
+				       env->db, "set", key, value, "--cloud-id",
+				       cloud_id, NULL), 0);
+}
+
+/* Provisions cloud_id to send content_type to the receiver's path. */
+static void provision(struct env *env, const char *cloud_id, const char *path,
+		      const char *content_type)
+{
+	char *url = tu_receiver_url(&env->rx, path);
+
+	config_set(env, cloud_id, "smartContactNotificationUrl", url);
+	config_set(env, cloud_id, "smartContactNotificationContentType",
+		   content_type);
+	free(url);
+}
+
+static int64_t produce(struct env *env, const char *cloud_id,
+		       const char *number, const char *parties)
+{
+	struct store *store = NULL;
+	char err[256];
+	int64_t id = 0;
+	struct new_event ev = {
+		cloud_id, number, "network_1", "sip_uri_1", parties,
+	};
+
+	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
+				    sizeof(err)), STORE_OK);
+	ck_assert_int_eq(store_enqueue(store, &ev, &id), STORE_OK);
+	store_close(store);
+	return id;
+}
+
+/* The row of one event, as history shows it. */
+struct row {
+	char status[16];
+	int64_t attempts;
+	long http_status;
+	char error[256];
+	int has_error;
+	char next_attempt_at[TIME_TEXT_SIZE];
+	char delivered_at[TIME_TEXT_SIZE];
+	int attempt_rows;
+	long last_attempt_status;
+};
+
+static void copy(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+static int take_row(const struct history_row *h, void *arg)
+{
+	struct row *row = arg;
+
+	copy(row->status, sizeof(row->status), h->status);
+	row->attempts = h->attempts;
+	row->http_status = h->http_status;
+	row->has_error = h->error != NULL;
+	copy(row->error, sizeof(row->error), h->error);
+	copy(row->next_attempt_at, sizeof(row->next_attempt_at), h->next_attempt_at);
+	copy(row->delivered_at, sizeof(row->delivered_at), h->delivered_at);
+	return 0;
+}
+
+static int take_attempt(const struct attempt_row *a, void *arg)
+{
+	struct row *row = arg;
+
+	row->attempt_rows++;
+	ck_assert_int_eq(a->attempt, row->attempt_rows);
+	row->last_attempt_status = a->http_status;
+	return 0;
+}
+
+static struct row fetch(struct env *env, int64_t id)
+{
+	struct history_filter filter = { .id = id };
+	struct store *store = NULL;
+	struct row row;
+	char err[256];
+
+	memset(&row, 0, sizeof(row));
+	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
+				    sizeof(err)), STORE_OK);
+	ck_assert_int_eq(store_history(store, &filter, take_row, &row), STORE_OK);
+	ck_assert_int_eq(store_attempts(store, id, take_attempt, &row), STORE_OK);
+	store_close(store);
+	ck_assert_msg(row.status[0], "event %lld not found", (long long)id);
+	return row;
+}
+
+/* `smartrelay run --once DB` plus extra options; returns its stderr. */
+static char *run_once(struct env *env, const char *extra1, const char *extra2)
+{
+	char *err = NULL;
+	int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
+				   env->db, extra1, extra2, NULL);
+
+	ck_assert_msg(status == 0, "run --once exited %d: %s", status, err);
+	return err;
+}
+
+/* ---- delivery ----------------------------------------------------------- */
+
+START_TEST(json_app_delivers_exact_request)
+{
+	struct env env;
+	char *requests, *err, expected[512];
+	int64_t id;
+	struct row row;
+
+	env_open(&env, "json");
+	provision(&env, "default", "/notify", "application/json");
+	id = produce(&env, NULL, "15551231234", two_parties);
+	err = run_once(&env, NULL, NULL);
+	free(err);
+
+	requests = tu_receiver_requests(&env.rx);
+	ck_assert_int_eq(tu_count(requests, "=== REQUEST"), 1);
+	ck_assert_ptr_nonnull(strstr(requests, "POST /notify HTTP/1.1\r\n"));
+	ck_assert_ptr_nonnull(strstr(requests, "\r\nContent-Type: application/json\r\n"));
+	ck_assert_ptr_nonnull(strstr(requests, "\r\nUser-Agent: smartrelay/"));
+	snprintf(expected, sizeof(expected), "\r\nwebhook-id: %lld\r\n", (long long)id);
+	ck_assert_ptr_nonnull(strstr(requests, expected));
+	ck_assert_ptr_null(strstr(requests, "Expect:"));
+	ck_assert_ptr_nonnull(strstr(requests,
+		"\r\n\r\n{\n"
+		"    \"newSmartNumber\" : \"15551231234\",\n"
+		"    \"networkId\" : \"network_1\",\n"
+		"    \"newSmartUri\" : \"sip_uri_1\",\n"
+		"    \"interestedParties\" : [{\"username\":\"eric\",\"device\":"
+		"\"erics_iphone\"},{\"username\":\"madelaine\",\"device\":"
+		"\"madelaines_android\"}]\n}"));
+	free(requests);
+
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "delivered");
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_int_eq(row.http_status, 204);
+	ck_assert_int_eq(row.has_error, 0);
+	ck_assert_int_eq(strlen(row.delivered_at), TIME_TEXT_SIZE - 1);
+	ck_assert_int_eq(row.attempt_rows, 1);
+	ck_assert_int_eq(row.last_attempt_status, 204);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(xml_app_delivers_party_elements)
+{
+	struct env env;
+	char *requests, *err;
+	int64_t id;
+
+	env_open(&env, "xml");
+	provision(&env, "xmlapp", "/x", "application/xml");
+	id = produce(&env, "xmlapp", "+420111222333", two_parties);
+	err = run_once(&env, NULL, NULL);
+	free(err);
+	requests = tu_receiver_requests(&env.rx);
+	ck_assert_ptr_nonnull(strstr(requests, "\r\nContent-Type: application/xml\r\n"));
+	ck_assert_ptr_nonnull(strstr(requests,
+		"<new_smart_number>+420111222333</new_smart_number>"));
+	ck_assert_ptr_nonnull(strstr(requests,
+		"<interested_parties><interested_party><username>eric</username>"
+		"<device>erics_iphone</device></interested_party><interested_party>"
+		"<username>madelaine</username><device>madelaines_android</device>"
+		"</interested_party></interested_parties>"));
+	free(requests);
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	env_close(&env);
+}
+END_TEST
+
+/* ---- outcomes ------------------------------------------------------------ */
+
+START_TEST(client_error_is_final)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+
+	env_open(&env, "404");
+	provision(&env, "default", "/status/404", "application/json");
+	id = produce(&env, NULL, "1", two_parties);
+	free(run_once(&env, NULL, NULL));
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "failed");
+	ck_assert_int_eq(row.http_status, 404);
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_ptr_nonnull(strstr(row.error, "404"));
+	ck_assert_int_eq(row.attempt_rows, 1);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(ok_200_is_not_delivered)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+
+	env_open(&env, "200");
+	provision(&env, "default", "/status/200", "application/json");
+	id = produce(&env, NULL, "1", two_parties);
+	free(run_once(&env, NULL, NULL));
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "failed");
+	ck_assert_int_eq(row.http_status, 200);
+	ck_assert_str_eq(row.delivered_at, "");
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(server_error_retries_then_fails)
+{
+	struct env env;
+	struct row row;
+	int64_t id, before = time_now_ms(), next;
+
+	env_open(&env, "503");
+	provision(&env, "default", "/status/503", "application/json");
+	id = produce(&env, NULL, "1", two_parties);
+	free(run_once(&env, "--retry-base", "30"));
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_int_eq(row.http_status, 503);
+	ck_assert_ptr_nonnull(strstr(row.error, "503"));
+	/* 30 s with jitter of a quarter either way. */
+	ck_assert_int_eq(time_parse(row.next_attempt_at, &next), 0);
+	ck_assert_int_ge(next - before, 22000);
+	ck_assert_int_le(next - before, 40000);
+
+	/* The retry is not due yet: a second --once leaves it alone. */
+	free(run_once(&env, NULL, NULL));
+	ck_assert_int_eq(fetch(&env, id).attempts, 1);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(last_attempt_fails)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+
+	env_open(&env, "maxatt");
+	provision(&env, "default", "/status/500", "application/json");
+	id = produce(&env, NULL, "1", two_parties);
+	free(run_once(&env, "--max-attempts", "1"));
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "failed");
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_int_eq(row.http_status, 500);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(retry_after_is_honoured)
+{
+	struct env env;
+	struct row row;
+	int64_t id, before = time_now_ms(), next;
+
+	env_open(&env, "retryafter");
+	provision(&env, "default", "/status/429?retry_after=120", "application/json");
+	id = produce(&env, NULL, "1", two_parties);
+	free(run_once(&env, "--retry-base", "1"));
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(time_parse(row.next_attempt_at, &next), 0);
+	ck_assert_int_ge(next - before, 120000);
+	ck_assert_int_le(next - before, 130000);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(refused_connection_retries)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+	int port;
+
+	env_open(&env, "refused");
+	port = env.rx.port;
+	provision(&env, "default", "/", "application/json");
+	/* Nothing listens on the receiver's port once it stopped. */
+	tu_receiver_stop(&env.rx);
+	id = produce(&env, NULL, "1", two_parties);
+	free(run_once(&env, NULL, NULL));
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_int_eq(row.http_status, 0);
+	ck_assert_msg(strstr(row.error, "connect") != NULL, "error: %s (port %d)",
+		      row.error, port);
+	ck_assert_int_eq(row.attempt_rows, 1);
+	ck_assert_int_eq(row.last_attempt_status, 0);
+	free(env.db);
+	free(env.dir);
+}
+END_TEST
+
+START_TEST(timeout_retries)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+	char *err = NULL;
+
+	env_open(&env, "timeout");
+	provision(&env, "default", "/hang", "application/json");
+	id = produce(&env, NULL, "1", two_parties);
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
+				       "--timeout", "0.3", env.db, NULL), 0);
+	free(err);
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_msg(strstr(row.error, "timeout") != NULL, "error: %s", row.error);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(unrenderable_event_fails_alone)
+{
+	struct env env;
+	struct row bad, good;
+	int64_t bad_id, good_id;
+
+	env_open(&env, "unrenderable");
+	provision(&env, "default", "/", "application/json");
+	bad_id = produce(&env, NULL, "1", "[{\"username\":\"eric\"}]");
+	good_id = produce(&env, NULL, "2", two_parties);
+	free(run_once(&env, NULL, NULL));
+	bad = fetch(&env, bad_id);
+	good = fetch(&env, good_id);
+	ck_assert_str_eq(bad.status, "failed");
+	ck_assert_int_eq(bad.attempts, 0);
+	ck_assert_int_eq(bad.attempt_rows, 0);
+	ck_assert_ptr_nonnull(strstr(bad.error, "device"));
+	ck_assert_str_eq(good.status, "delivered");
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 1);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(config_error_waits_then_delivers)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+	char *err;
+
+	env_open(&env, "configerr");
+	config_set(&env, "default", "smartContactNotificationContentType",
+		   "text/plain");
+	id = produce(&env, NULL, "1", two_parties);
+	err = run_once(&env, NULL, NULL);
+	ck_assert_msg(strstr(err, "cloud_id=default") &&
+		      strstr(err, "smartContactNotification"), "stderr: %s", err);
+	free(err);
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 0);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
+
+	provision(&env, "default", "/", "application/json");
+	free(run_once(&env, NULL, NULL));
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(gone_disables_endpoint_until_enabled)
+{
+	struct env env;
+	int64_t first, second;
+	char *out = NULL;
+
+	env_open(&env, "gone");
+	provision(&env, "default", "/status/410", "application/json");
+	first = produce(&env, NULL, "1", two_parties);
+	free(run_once(&env, NULL, NULL));
+	ck_assert_str_eq(fetch(&env, first).status, "failed");
+	ck_assert_int_eq(fetch(&env, first).http_status, 410);
+
+	/* Disabled: the next event waits untouched, even with a good URL. */
+	provision(&env, "default", "/", "application/json");
+	second = produce(&env, NULL, "2", two_parties);
+	free(run_once(&env, NULL, NULL));
+	ck_assert_str_eq(fetch(&env, second).status, "pending");
+	ck_assert_int_eq(fetch(&env, second).attempts, 0);
+
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "config",
+				       env.db, "enable", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "enabled"));
+	free(out);
+	free(run_once(&env, NULL, NULL));
+	ck_assert_str_eq(fetch(&env, second).status, "delivered");
+	env_close(&env);
+}
+END_TEST
+
+/* ---- the daemon ------------------------------------------------------------ */
+
+static pid_t daemon_start(struct env *env, const char *grace)
+{
+	char *log_path = tu_path(env->dir, "daemon.log");
+	char *argv[] = {
+		getenv("SMARTRELAY_BIN"), (char *)"run", env->db,
+		(char *)"--grace", (char *)grace, NULL,
+	};
+	pid_t pid = tu_spawn(argv, NULL, log_path);
+
+	free(log_path);
+	return pid;
+}
+
+START_TEST(daemon_delivers_new_events_and_config_changes)
+{
+	struct env env;
+	int64_t id;
+	pid_t pid;
+
+	env_open(&env, "daemon");
+	/* Broken at first: the URL is missing. */
+	config_set(&env, "default", "smartContactNotificationContentType",
+		   "application/json");
+	pid = daemon_start(&env, "5");
+	id = produce(&env, NULL, "1", two_parties);
+	tu_sleep_ms(300);
+	ck_assert_int_eq(fetch(&env, id).attempts, 0);
+
+	/* Fixed while it runs: delivered without a restart. */
+	provision(&env, "default", "/", "application/json");
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
+	id = produce(&env, NULL, "2", two_parties);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 5000), 2);
+
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(sigterm_puts_back_what_outlives_grace)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+	pid_t pid;
+
+	env_open(&env, "sigterm");
+	provision(&env, "default", "/slow/5000", "application/json");
+	id = produce(&env, NULL, "1", two_parties);
+	pid = daemon_start(&env, "0.2");
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
+	ck_assert_str_eq(fetch(&env, id).status, "sending");
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 3000), 0);
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 0);
+	ck_assert_int_eq(row.attempt_rows, 0);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(sigterm_lets_transfers_finish_within_grace)
+{
+	struct env env;
+	int64_t id;
+	pid_t pid;
+
+	env_open(&env, "sigtermgrace");
+	provision(&env, "default", "/slow/300", "application/json");
+	id = produce(&env, NULL, "1", two_parties);
+	pid = daemon_start(&env, "5");
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	env_close(&env);
+}
+END_TEST
+
+/* ---- the command line ------------------------------------------------------ */
+
+START_TEST(usage_errors_exit_2)
+{
+	static const char *const cases[][4] = {
+		{ "frobnicate", NULL },
+		{ "run", "--concurrency", "many", NULL },
+		{ "run", "--timeout", "-1", NULL },
+		{ "run", "--bogus", NULL },
+		{ "run", NULL },
+		{ "history", "--status", "lost", NULL },
+		{ "init", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *err = NULL;
+		int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, cases[i][0],
+					   cases[i][1], cases[i][2], cases[i][3],
+					   (char *)NULL);
+
+		ck_assert_msg(status == 2, "%s %s: exit %d", cases[i][0],
+			      cases[i][1] ? cases[i][1] : "", status);
+		ck_assert_msg(err && strstr(err, "smartrelay"), "no message: %s", err);
+		free(err);
+	}
+}
+END_TEST
+
+START_TEST(missing_database_is_one_line_exit_1)
+{
+	char *err = NULL;
+	char *dir = tu_tmpdir("missingdb");
+	char *db = tu_path(dir, "nope.db");
+
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "history", db,
+				       NULL), 1);
+	ck_assert_int_eq(tu_count(err, "\n"), 1);
+	ck_assert_ptr_nonnull(strstr(err, db));
+	free(err);
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
+				       db, NULL), 1);
+	ck_assert_ptr_nonnull(strstr(err, db));
+	ck_assert_int_eq(access(db, F_OK), -1);
+	free(err);
+	free(db);
+	free(dir);
+}
+END_TEST
+
+START_TEST(help_everywhere)
+{
+	static const char *const commands[] = { "init", "run", "history", "config" };
+	char *out = NULL;
+
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "--help", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "Usage"));
+	free(out);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL,
+					       commands[i], "--help", NULL), 0);
+		ck_assert_ptr_nonnull(strstr(out, commands[i]));
+		free(out);
+	}
+}
+END_TEST
+
+START_TEST(history_shows_json_and_columns)
+{
+	struct env env;
+	char *out = NULL;
+	int64_t id;
+
+	env_open(&env, "history");
+	provision(&env, "default", "/", "application/json");
+	id = produce(&env, NULL, "15551231234", two_parties);
+	free(run_once(&env, NULL, NULL));
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "history",
+				       env.db, "--json", "--attempts", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "\"new_smart_number\":\"15551231234\""));
+	ck_assert_ptr_nonnull(strstr(out, "\"status\":\"delivered\""));
+	ck_assert_ptr_nonnull(strstr(out, "\"http_status\":204"));
+	ck_assert_ptr_nonnull(strstr(out, "\"attempt_log\":[{\"attempt\":1"));
+	free(out);
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "history",
+				       env.db, "--status", "delivered", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "STATUS"));
+	ck_assert_ptr_nonnull(strstr(out, "delivered"));
+	free(out);
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "history",
+				       env.db, "--status", "failed", "--json", NULL), 0);
+	ck_assert_str_eq(out, "[]\n");
+	free(out);
+	(void)id;
+	env_close(&env);
+}
+END_TEST
+
+static Suite *integration_suite(void)
+{
+	Suite *s = suite_create("integration");
+	TCase *delivery = tcase_create("delivery");
+	TCase *outcomes = tcase_create("outcomes");
+	TCase *daemon = tcase_create("daemon");
+	TCase *cli = tcase_create("cli");
+
+	tcase_set_timeout(delivery, 60);
+	tcase_set_timeout(outcomes, 60);
+	tcase_set_timeout(daemon, 60);
+	tcase_set_timeout(cli, 60);
+	tcase_add_test(delivery, json_app_delivers_exact_request);
+	tcase_add_test(delivery, xml_app_delivers_party_elements);
+	tcase_add_test(outcomes, client_error_is_final);
+	tcase_add_test(outcomes, ok_200_is_not_delivered);
+	tcase_add_test(outcomes, server_error_retries_then_fails);
+	tcase_add_test(outcomes, last_attempt_fails);
+	tcase_add_test(outcomes, retry_after_is_honoured);
+	tcase_add_test(outcomes, refused_connection_retries);
+	tcase_add_test(outcomes, timeout_retries);
+	tcase_add_test(outcomes, unrenderable_event_fails_alone);
+	tcase_add_test(outcomes, config_error_waits_then_delivers);
+	tcase_add_test(outcomes, gone_disables_endpoint_until_enabled);
+	tcase_add_test(daemon, daemon_delivers_new_events_and_config_changes);
+	tcase_add_test(daemon, sigterm_puts_back_what_outlives_grace);
+	tcase_add_test(daemon, sigterm_lets_transfers_finish_within_grace);
+	tcase_add_test(cli, usage_errors_exit_2);
+	tcase_add_test(cli, missing_database_is_one_line_exit_1);
+	tcase_add_test(cli, help_everywhere);
+	tcase_add_test(cli, history_shows_json_and_columns);
+	suite_add_tcase(s, delivery);
+	suite_add_tcase(s, outcomes);
+	suite_add_tcase(s, daemon);
+	suite_add_tcase(s, cli);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(integration_suite());
+	int failed;
+
+	srunner_run_all(runner, CK_NORMAL);
+	failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
