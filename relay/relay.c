@@ -87,6 +87,7 @@ struct relay {
 	int64_t once_start_ms;
 	int64_t once_max_id;
 
+	size_t claim_rotation;   /* which app claims first next time */
 	int64_t next_sweep_ms;
 	int64_t store_retry_ms;  /* 0: the store is healthy */
 	int64_t store_retry_at_ms;
@@ -558,20 +559,34 @@ static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 	return count;
 }
 
+/*
+ * Fills free slots with due events. Each app with due events gets an equal
+ * share, and the first app to be served rotates, so that a busy app cannot
+ * starve a quiet one.
+ */
 static void claim_due(struct relay *relay)
 {
 	int64_t now = time_now_ms();
 	size_t slots = (size_t)(relay->opt->concurrency -
 				transfer_pool_active(relay->pool));
+	size_t due = 0, start;
 
-	if (relay->stopping || relay->done || store_resting(relay))
+	if (relay->stopping || relay->done || store_resting(relay) ||
+	    relay->app_count == 0)
 		return;
-	for (size_t i = 0; i < relay->app_count && slots > 0; i++) {
-		struct app *app = relay->apps[i];
+	for (size_t i = 0; i < relay->app_count; i++)
+		due += app_ready(relay->apps[i]) && relay->apps[i]->next_due_ms <= now;
+	if (due == 0)
+		return;
+	start = relay->claim_rotation++ % relay->app_count;
+	for (size_t k = 0; k < relay->app_count && slots > 0; k++) {
+		struct app *app = relay->apps[(start + k) % relay->app_count];
+		size_t share = (slots + due - 1) / due;
 
 		if (!app_ready(app) || app->next_due_ms > now)
 			continue;
-		slots -= app_claim(relay, app, slots, now);
+		slots -= app_claim(relay, app, share, now);
+		due--;
 	}
 }
 
