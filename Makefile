@@ -39,12 +39,17 @@ endif
 LIB_SRCS = \
 	relay/cli.c \
 	relay/cmd_config.c \
+	relay/cmd_enqueue.c \
 	relay/cmd_history.c \
 	relay/cmd_init.c \
+	relay/cmd_purge.c \
+	relay/cmd_requeue.c \
 	relay/cmd_run.c \
+	relay/cmd_stats.c \
 	relay/endpoint.c \
 	relay/log.c \
 	relay/policy.c \
+	relay/progress.c \
 	relay/relay.c \
 	relay/render.c \
 	relay/store.c \
