@@ -67,6 +67,7 @@ UNIT_TESTS = \
 	test_transfer
 
 INTEGRATION_TESTS = \
+	test_commands \
 	test_integration
 
 TOOLS = receiver
