@@ -61,6 +61,7 @@ MIGRATIONS = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 UNIT_TESTS = \
 	test_endpoint \
 	test_policy \
+	test_progress \
 	test_render \
 	test_store \
 	test_timeutil \
