@@ -1,7 +1,7 @@
 /*
  * test_commands.c - the operator's commands, as the real binary against a
  * real database and the real receiver: enqueue, requeue, purge, stats, and
- * the request that config check describes.
+ * the request that config check describes (compared with the one sent).
  *
  * Rows are read back through store.h; events reach their states by real
  * deliveries (`run --once`), never by writing the rows by hand.
@@ -441,6 +441,79 @@ START_TEST(stats_counts_and_shouts_disabled)
 }
 END_TEST
 
+/* ---- config check ------------------------------------------------------- */
+
+/* The head of the first recorded request, CRLF made LF, without the body. */
+static char *received_head(struct env *env)
+{
+	char *requests = tu_receiver_requests(&env->rx);
+	char *start = strstr(requests, "POST ");
+	char *end, *head, *w;
+
+	ck_assert_ptr_nonnull(start);
+	end = strstr(start, "\r\n\r\n");
+	ck_assert_ptr_nonnull(end);
+	head = calloc((size_t)(end - start) + 2, 1);
+	ck_assert_ptr_nonnull(head);
+	w = head;
+	for (const char *r = start; r < end; r++)
+		if (*r != '\r')
+			*w++ = *r;
+	*w = '\n';
+	free(requests);
+	return head;
+}
+
+START_TEST(config_check_prints_the_request_sent)
+{
+	struct env env;
+	char *out = NULL, *head, *request;
+
+	env_open(&env, "configcheck");
+	provision(&env, "default", "/notify?app=1");
+	config_set(&env, "default", "smartContactNotificationCustomHeaders",
+		   "X-Trace: 1\nAccept: application/json");
+	ck_assert_int_eq(cmd(&out, NULL, "config", env.db, "check", NULL, NULL,
+			     NULL, NULL, NULL), 0);
+	/* The lines that were there before the request. */
+	ck_assert_ptr_nonnull(strstr(out, "cloud_id=default: ok\n"));
+	ck_assert_ptr_nonnull(strstr(out, "sample body (234 bytes):\n"));
+	request = strstr(out, "sample request (event id 1; secrets masked):\n");
+	ck_assert_ptr_nonnull(request);
+	request = strchr(request, '\n') + 1;
+
+	/* The sample is the document's example: the same event, sent for real. */
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "enqueue",
+				       env.db, "--number", "+420111222333",
+				       "--network", "network_1", "--uri", "sip_uri_1",
+				       "--party", "eric:erics_iphone", "--party",
+				       "madelaine:madelaines_android", NULL), 0);
+	run_once(&env, "10");
+	ck_assert_str_eq(fetch(&env, 1).status, "delivered");
+	head = received_head(&env);
+	ck_assert_str_eq(request, head);
+	free(head);
+	free(out);
+
+	/* Secrets are masked; the user name is shown. */
+	config_set(&env, "default", "smartContactNotificationCustomHeaders",
+		   "X-Api-Key: abc123\nAuthorization: Bearer xyz789");
+	config_set(&env, "default", "smartContactNotificationAuthUsername", "alice");
+	config_set(&env, "default", "smartContactNotificationAuthPassword", "s3cret");
+	config_set(&env, "default", "smartContactNotificationAllowInsecureAuth", "true");
+	ck_assert_int_eq(cmd(&out, NULL, "config", env.db, "check", NULL, NULL,
+			     NULL, NULL, NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "\nX-Api-Key: ********\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\nAuthorization: ********\n"));
+	ck_assert_ptr_nonnull(strstr(out, "user alice"));
+	ck_assert_ptr_null(strstr(out, "abc123"));
+	ck_assert_ptr_null(strstr(out, "xyz789"));
+	ck_assert_ptr_null(strstr(out, "s3cret"));
+	free(out);
+	env_close(&env);
+}
+END_TEST
+
 START_TEST(new_commands_have_help)
 {
 	static const char *const commands[] = { "enqueue", "requeue", "stats", "purge" };
@@ -473,6 +546,7 @@ static Suite *commands_suite(void)
 	tcase_add_test(tc, requeue_selects_and_refuses);
 	tcase_add_test(tc, purge_takes_old_finished_events_only);
 	tcase_add_test(tc, stats_counts_and_shouts_disabled);
+	tcase_add_test(tc, config_check_prints_the_request_sent);
 	tcase_add_test(tc, new_commands_have_help);
 	suite_add_tcase(s, tc);
 	return s;
