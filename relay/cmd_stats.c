@@ -137,8 +137,8 @@ static int take_cloud(const struct stats_cloud_row *row, void *arg)
 }
 
 /* Warns on stderr about each disabled endpoint; collects them for stdout. */
-static void disabled_collect(const struct config_row *rows, size_t count,
-			     int json, struct text *out)
+static void disabled_collect(const char *db, const struct config_row *rows,
+			     size_t count, int json, struct text *out)
 {
 	char line[1024];
 
@@ -147,8 +147,8 @@ static void disabled_collect(const struct config_row *rows, size_t count,
 			continue;
 		fprintf(stderr, "smartrelay stats: WARNING: endpoint of cloud_id=%s "
 			"is DISABLED (%s); its events wait until 'smartrelay "
-			"config DB enable --cloud-id %s'\n", rows[i].cloud_id,
-			rows[i].value, rows[i].cloud_id);
+			"config %s enable --cloud-id %s'\n", rows[i].cloud_id,
+			rows[i].value, db, rows[i].cloud_id);
 		if (json) {
 			const struct render_field fields[] = {
 				{ "cloud_id", RENDER_VALUE_TEXT, 0, rows[i].cloud_id },
@@ -160,8 +160,9 @@ static void disabled_collect(const struct config_row *rows, size_t count,
 		} else {
 			snprintf(line, sizeof(line), "!! DISABLED endpoint: cloud_id=%s"
 				 " (%s)\n!!   its events wait; re-enable with: "
-				 "smartrelay config DB enable --cloud-id %s\n",
-				 rows[i].cloud_id, rows[i].value, rows[i].cloud_id);
+				 "smartrelay config %s enable --cloud-id %s\n",
+				 rows[i].cloud_id, rows[i].value, db,
+				 rows[i].cloud_id);
 			text_add(out, line);
 		}
 	}
@@ -338,7 +339,7 @@ int cmd_stats(int argc, char **argv)
 				       : store_errmsg(store));
 		goto out;
 	}
-	disabled_collect(rows, count, clouds.json, &disabled);
+	disabled_collect(db, rows, count, clouds.json, &disabled);
 	if (clouds.json)
 		rc = print_json(&st, &clouds, &disabled, now_ms);
 	else
