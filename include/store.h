@@ -302,14 +302,13 @@ int store_requeue_batch(struct store *store,
 int store_purge_count(struct store *store, const char *cutoff, int64_t *count);
 
 /*
- * Deletes up to limit such events with id > after_id, lowest id first, and
- * their delivery_attempts, in one transaction. Pending and sending events
- * are never touched. *events and *attempts are how many rows went, *last_id
- * the highest event id deleted (after_id when none).
+ * Deletes up to limit such events, oldest first, and their
+ * delivery_attempts, in one transaction. Pending and sending events are
+ * never touched. *events and *attempts are how many rows went; fewer events
+ * than limit means none is left.
  */
-int store_purge_batch(struct store *store, const char *cutoff,
-		      int64_t after_id, size_t limit, int64_t *events,
-		      int64_t *attempts, int64_t *last_id);
+int store_purge_batch(struct store *store, const char *cutoff, size_t limit,
+		      int64_t *events, int64_t *attempts);
 
 /* Events of one cloud_id per state. */
 struct stats_cloud_row {

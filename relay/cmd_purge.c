@@ -43,7 +43,7 @@ static int purge_all(struct store *store, const char *cutoff, size_t batch,
 		     struct purged *done)
 {
 	struct progress progress;
-	int64_t total = 0, after = 0, events = 0, attempts = 0;
+	int64_t total = 0, events = 0, attempts = 0;
 	int rc = STORE_OK;
 
 	/* The total only feeds the display: count only for a terminal. */
@@ -54,8 +54,7 @@ static int purge_all(struct store *store, const char *cutoff, size_t batch,
 	progress_start(&progress, STDERR_FILENO, "purged", total,
 		       (int64_t)batch);
 	do {
-		rc = store_purge_batch(store, cutoff, after, batch, &events,
-				       &attempts, &after);
+		rc = store_purge_batch(store, cutoff, batch, &events, &attempts);
 		if (rc == STORE_OK) {
 			done->events += events;
 			done->attempts += attempts;

@@ -228,17 +228,22 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"               ORDER BY id LIMIT ?6)"
 		" RETURNING id" },
 	[STMT_PURGE_COUNT] = { "purge_count",
+		/* The outbox_finished expression: for delivered rows it is
+		 * delivered_at, for failed ones (never delivered)
+		 * last_attempt_at, else created_at. */
 		"SELECT count(*) FROM outbox"
-		" WHERE (status = 'delivered' AND delivered_at < ?1)"
-		"    OR (status = 'failed'"
-		"        AND ifnull(last_attempt_at, created_at) < ?1)" },
+		" WHERE status IN ('delivered', 'failed')"
+		"   AND ifnull(delivered_at, ifnull(last_attempt_at, created_at))"
+		"       < ?1" },
 	[STMT_PURGE_SELECT] = { "purge_select",
+		/* Oldest first along outbox_finished: a batch reads only
+		 * the rows it deletes, the earlier batches' being gone. */
 		"SELECT id FROM outbox"
-		" WHERE id > ?2"
-		"   AND ((status = 'delivered' AND delivered_at < ?1)"
-		"        OR (status = 'failed'"
-		"            AND ifnull(last_attempt_at, created_at) < ?1))"
-		" ORDER BY id LIMIT ?3" },
+		" WHERE status IN ('delivered', 'failed')"
+		"   AND ifnull(delivered_at, ifnull(last_attempt_at, created_at))"
+		"       < ?1"
+		" ORDER BY ifnull(delivered_at, ifnull(last_attempt_at, created_at)), id"
+		" LIMIT ?2" },
 	[STMT_PURGE_ATTEMPTS] = { "purge_attempts",
 		"DELETE FROM delivery_attempts WHERE outbox_id = ?1" },
 	[STMT_PURGE_EVENT] = { "purge_event",
@@ -1580,9 +1585,8 @@ static int purge_one(struct store *store, int64_t id, int64_t *events,
 	return rc;
 }
 
-int store_purge_batch(struct store *store, const char *cutoff,
-		      int64_t after_id, size_t limit, int64_t *events,
-		      int64_t *attempts, int64_t *last_id)
+int store_purge_batch(struct store *store, const char *cutoff, size_t limit,
+		      int64_t *events, int64_t *attempts)
 {
 	const enum stmt id = STMT_PURGE_SELECT;
 	int64_t *ids = NULL, gone = 0, gone_attempts = 0;
@@ -1592,7 +1596,6 @@ int store_purge_batch(struct store *store, const char *cutoff,
 
 	*events = 0;
 	*attempts = 0;
-	*last_id = after_id;
 	if (limit == 0)
 		return STORE_OK;
 	rc = tx_begin(store);
@@ -1600,9 +1603,7 @@ int store_purge_batch(struct store *store, const char *cutoff,
 		return rc;
 	rc = bind_text(store, id, 1, cutoff);
 	if (rc == STORE_OK)
-		rc = bind_int64(store, id, 2, after_id);
-	if (rc == STORE_OK)
-		rc = bind_int64(store, id, 3, size_to_int64(limit));
+		rc = bind_int64(store, id, 2, size_to_int64(limit));
 	/* The ids first: deleting while the walk reads the table would
 	 * make the walk's own results depend on its deletes. */
 	while (rc == STORE_OK) {
@@ -1620,8 +1621,6 @@ int store_purge_batch(struct store *store, const char *cutoff,
 	if (rc == STORE_OK) {
 		*events = gone;
 		*attempts = gone_attempts;
-		if (n > 0)
-			*last_id = ids[n - 1];
 	}
 	free(ids);
 	return rc;

@@ -1,4 +1,4 @@
--- 002: views for operators at sqlite3, and an index for recent attempts.
+-- 002: views for operators at sqlite3, and indexes for stats and purge.
 --
 -- Views only read; producers and the relay never use them. Ages and times
 -- are the stored UTC text, so they sort and compare as text.
@@ -6,6 +6,14 @@
 -- Attempts by time: `smartrelay stats` counts the last minute and hour of
 -- attempts, which without it would read the whole attempt log.
 CREATE INDEX delivery_attempts_started ON delivery_attempts (started_at);
+
+-- Finished events by the time their age counts from (contract 7.9:
+-- delivered_at, else last_attempt_at, else created_at), so that a purge
+-- reads only what it deletes, however long the kept history. Queries must
+-- spell the expression exactly so for the planner to use the index.
+CREATE INDEX outbox_finished
+    ON outbox (ifnull(delivered_at, ifnull(last_attempt_at, created_at)), id)
+    WHERE status IN ('delivered', 'failed');
 
 -- Every event with its latest attempt (NULLs when none was made yet),
 -- newest event first.
