@@ -7,6 +7,7 @@
  * deliveries (`run --once`), never by writing the rows by hand.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,6 +442,47 @@ START_TEST(stats_counts_and_shouts_disabled)
 }
 END_TEST
 
+/* ---- retention in the daemon --------------------------------------------- */
+
+START_TEST(daemon_retention_purges_old_events)
+{
+	char *argv[] = {
+		getenv("SMARTRELAY_BIN"), (char *)"run", NULL,
+		(char *)"--retention", (char *)"1s", NULL,
+	};
+	struct env env;
+	char *log_path;
+	int64_t old, live;
+	pid_t pid;
+	int waited = 0;
+
+	env_open(&env, "retention");
+	provision(&env, "default", "/");
+	old = enqueue(&env, "default", "1");
+	run_once(&env, "10");
+	ck_assert_str_eq(fetch(&env, old).status, "delivered");
+	live = enqueue(&env, "noconfig", "2");
+	ck_assert_int_eq(cmd(NULL, NULL, "run", "--once", "--retention", "1s",
+			     env.db, NULL, NULL, NULL), 2);
+	/* Older than the retention by the time the daemon looks. */
+	tu_sleep_ms(1100);
+	argv[2] = env.db;
+	log_path = tu_path(env.dir, "daemon.log");
+	pid = tu_spawn(argv, NULL, log_path);
+	while (fetch(&env, old).found && waited < 10000) {
+		tu_sleep_ms(50);
+		waited += 50;
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	ck_assert_int_eq(fetch(&env, old).found, 0);
+	ck_assert_int_eq(fetch(&env, old).attempt_rows, 0);
+	ck_assert_str_eq(fetch(&env, live).status, "pending");
+	free(log_path);
+	env_close(&env);
+}
+END_TEST
+
 /* ---- config check ------------------------------------------------------- */
 
 /* The head of the first recorded request, CRLF made LF, without the body. */
@@ -546,6 +588,7 @@ static Suite *commands_suite(void)
 	tcase_add_test(tc, requeue_selects_and_refuses);
 	tcase_add_test(tc, purge_takes_old_finished_events_only);
 	tcase_add_test(tc, stats_counts_and_shouts_disabled);
+	tcase_add_test(tc, daemon_retention_purges_old_events);
 	tcase_add_test(tc, config_check_prints_the_request_sent);
 	tcase_add_test(tc, new_commands_have_help);
 	suite_add_tcase(s, tc);
