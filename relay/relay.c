@@ -42,6 +42,10 @@
 /* Pending cloud_ids looked at for a missing config, at most. */
 #define MAX_UNKNOWN_APPS 64
 #define ERROR_SIZE 320
+/* With a retention, one batch of old events goes this often; a full batch
+ * means a backlog, and the next one follows at the next sweep. */
+#define RETENTION_INTERVAL_MS 60000
+#define RETENTION_BATCH 1000
 
 struct app {
 	char *cloud_id;
@@ -89,6 +93,7 @@ struct relay {
 
 	size_t claim_rotation;   /* which app claims first next time */
 	int64_t next_sweep_ms;
+	int64_t next_retention_ms;
 	int64_t store_retry_ms;  /* 0: the store is healthy */
 	int64_t store_retry_at_ms;
 	int store_failing;       /* a failure has been reported */
@@ -673,6 +678,31 @@ static void sweep(struct relay *relay, int64_t now_mono)
 	apps_find_unknown(relay);
 }
 
+/* Purges one batch of finished events older than the retention. */
+static void retention_purge(struct relay *relay, int64_t now_mono)
+{
+	char cutoff[TIME_TEXT_SIZE];
+	int64_t events = 0, attempts = 0;
+	int rc;
+
+	if (relay->opt->retention_ms <= 0 ||
+	    now_mono < relay->next_retention_ms || store_resting(relay))
+		return;
+	time_format(time_now_ms() - relay->opt->retention_ms, cutoff);
+	rc = store_purge_batch(relay->store, cutoff, RETENTION_BATCH, &events,
+			       &attempts);
+	if (rc != STORE_OK) {
+		store_trouble(relay, "retention purge", rc);
+		return;
+	}
+	relay->next_retention_ms = now_mono + (events == RETENTION_BATCH
+					       ? SWEEP_INTERVAL_MS
+					       : RETENTION_INTERVAL_MS);
+	if (events > 0)
+		log_info("retention: purged %" PRId64 " events and %" PRId64
+			 " attempts finished before %s", events, attempts, cutoff);
+}
+
 static void check_changes(struct relay *relay, int force)
 {
 	int changed = 0;
@@ -822,6 +852,7 @@ static int relay_loop(struct relay *relay)
 		if (!relay->opt->once) {
 			check_changes(relay, 0);
 			sweep(relay, time_mono_ms());
+			retention_purge(relay, time_mono_ms());
 		}
 		claim_due(relay);
 	}
