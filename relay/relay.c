@@ -42,6 +42,8 @@
 /* Pending cloud_ids looked at for a missing config, at most. */
 #define MAX_UNKNOWN_APPS 64
 #define ERROR_SIZE 320
+/* How long one database call may wait for a lock. */
+#define RELAY_BUSY_TIMEOUT_MS 250
 /* With a retention, one batch of old events goes this often; a full batch
  * means a backlog, and the next one follows at the next sweep. */
 #define RETENTION_INTERVAL_MS 60000
@@ -152,6 +154,13 @@ static void store_trouble(struct relay *relay, const char *what, int rc)
 		? min64(relay->store_retry_ms * 2, STORE_RETRY_MAX_MS)
 		: STORE_RETRY_MIN_MS;
 	relay->store_retry_at_ms = now + relay->store_retry_ms;
+	/* A lock held by a producer or another relay is normal and brief:
+	 * it is worth an error line only once it has lasted. */
+	if (rc == STORE_BUSY && relay->store_retry_ms < STORE_RETRY_MAX_MS) {
+		log_debug("database %s: busy; retrying in %" PRId64 " ms", what,
+			  relay->store_retry_ms);
+		return;
+	}
 	if (!relay->store_failing || log_get_level() >= LOG_LEVEL_DEBUG)
 		log_error("database %s: %s: %s; retrying", what,
 			  rc == STORE_BUSY ? "busy" : "failed",
@@ -497,6 +506,11 @@ static void flight_start(struct relay *relay, struct flight *f,
 	f->attempts = ev->attempts;
 	f->budget_used = ev->budget_used;
 	f->gone = 0;
+	if (ev->nul_field) {
+		snprintf(err, sizeof(err), "%s holds a NUL byte", ev->nul_field);
+		outcome_unrenderable(relay, f, err);
+		return;
+	}
 	if (render_body(f->app->ep->tmpl, &fields, &body, &len, err,
 			sizeof(err)) != 0) {
 		outcome_unrenderable(relay, f, err);
@@ -556,9 +570,13 @@ static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 
 		if (relay->opt->once) {
 			app->next_due_ms = INT64_MAX;
-		} else if (store_next_due(relay->store, app->cloud_id, &due)
-			   == STORE_OK) {
+		} else if ((rc = store_next_due(relay->store, app->cloud_id,
+						&due)) == STORE_OK) {
 			app->next_due_ms = due;
+		} else {
+			/* Look again later, not in a tight loop. */
+			store_trouble(relay, "next due time", rc);
+			app->next_due_ms = now + IDLE_WAIT_MS;
 		}
 	}
 	return count;
@@ -767,6 +785,10 @@ static int wait_ms(struct relay *relay)
 					   time_mono_ms()));
 	if (transfer_pool_active(relay->pool) >= relay->opt->concurrency)
 		return (int)wait;
+	/* Nothing can be claimed while the database rests after a failure. */
+	if (store_resting(relay))
+		return (int)min64(wait, max64(relay->store_retry_at_ms -
+					      time_mono_ms(), 0));
 	for (size_t i = 0; i < relay->app_count; i++) {
 		const struct app *app = relay->apps[i];
 
@@ -849,8 +871,9 @@ static int relay_loop(struct relay *relay)
 			drain(relay->watch_fd);
 		reap_finished(relay);
 		outcomes_flush(relay);
+		/* Config changes apply to every claim, in --once too. */
+		check_changes(relay, 0);
 		if (!relay->opt->once) {
-			check_changes(relay, 0);
 			sweep(relay, time_mono_ms());
 			retention_purge(relay, time_mono_ms());
 		}
@@ -888,6 +911,12 @@ static int relay_start(struct relay *relay, const char *db_path)
 			sizeof(err));
 	if (rc != STORE_OK) {
 		log_error("%s", err);
+		return -1;
+	}
+	/* The loop also drives transfers and reads signals: it waits for a
+	 * lock only briefly, and backs off between tries instead. */
+	if (store_set_busy_timeout(relay->store, RELAY_BUSY_TIMEOUT_MS) != STORE_OK) {
+		log_error("%s", store_errmsg(relay->store));
 		return -1;
 	}
 	if (transfer_pool_new(&pool_options, &relay->pool, err, sizeof(err))) {
