@@ -42,6 +42,14 @@
 /* Pending cloud_ids looked at for a missing config, at most. */
 #define MAX_UNKNOWN_APPS 64
 #define ERROR_SIZE 320
+/*
+ * A producer's commit writes the -wal file (which wakes the loop) a moment
+ * before it publishes the commit in the -shm index (which data_version
+ * reads). After a wake-up that found no change yet, look again this many
+ * times, this often, rather than sleeping until the next wake-up.
+ */
+#define WAL_RECHECKS 10
+#define WAL_RECHECK_MS 1
 /* How long one database call may wait for a lock. */
 #define RELAY_BUSY_TIMEOUT_MS 250
 /* With a retention, one batch of old events goes this often; a full batch
@@ -94,6 +102,7 @@ struct relay {
 	int64_t once_max_id;
 
 	size_t claim_rotation;   /* which app claims first next time */
+	int rechecks;            /* quick looks left after a WAL write */
 	int64_t next_sweep_ms;
 	int64_t next_retention_ms;
 	int64_t store_retry_ms;  /* 0: the store is healthy */
@@ -733,8 +742,12 @@ static void check_changes(struct relay *relay, int force)
 		store_trouble(relay, "change check", rc);
 		return;
 	}
-	if (!changed && !force)
+	if (!changed && !force) {
+		if (relay->rechecks > 0)
+			relay->rechecks--;
 		return;
+	}
+	relay->rechecks = 0;
 	apps_reload(relay);
 	/* New rows may be due: every app looks again. */
 	for (size_t i = 0; i < relay->app_count; i++)
@@ -778,6 +791,8 @@ static int wait_ms(struct relay *relay)
 	int64_t now = time_now_ms(), wait;
 
 	wait = relay->watch_fd >= 0 ? IDLE_WAIT_MS : IDLE_POLL_MS;
+	if (relay->rechecks > 0)
+		wait = WAL_RECHECK_MS;
 	if (relay->done)
 		wait = min64(wait, max64(relay->store_retry_at_ms - time_mono_ms(), 0));
 	if (relay->stopping)
@@ -867,8 +882,10 @@ static int relay_loop(struct relay *relay)
 		}
 		if (ready & 1u)
 			handle_signals(relay);
-		if (ready & 2u)
+		if (ready & 2u) {
 			drain(relay->watch_fd);
+			relay->rechecks = WAL_RECHECKS;
+		}
 		reap_finished(relay);
 		outcomes_flush(relay);
 		/* Config changes apply to every claim, in --once too. */
