@@ -25,6 +25,7 @@
 #define ENDPOINT_AUTH_PASSWORD "smartContactNotificationAuthPassword"
 #define ENDPOINT_ALLOW_INSECURE_AUTH "smartContactNotificationAllowInsecureAuth"
 #define ENDPOINT_TIMEOUT "smartContactNotificationTimeout"
+#define ENDPOINT_METHOD "smartContactNotificationMethod"
 /* Written by the relay when the endpoint answered 410 Gone; removed by
  * `smartrelay config DB enable`. Its value says when and why. */
 #define ENDPOINT_DISABLED "smartContactNotificationDisabled"

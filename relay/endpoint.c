@@ -1,10 +1,11 @@
 /*
  * endpoint.c - the provisioning options of one app, checked and compiled.
  *
- * Owns every rule of the contract about config keys (sections 2 and 7.13 to
- * 7.15). Values are checked here; the URL and the template are checked by
- * the modules that will use them (transfer, render), so that a config that
- * passes here is one those modules accept.
+ * Owns every rule about config keys: the contract's (sections 2 and 7.13 to
+ * 7.15) and those of the optional keys beyond it. Values are checked here;
+ * the URL and the template are checked by the modules that will use them
+ * (transfer, render), so that a config that passes here is one those
+ * modules accept.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@ enum option {
 	OPT_AUTH_PASSWORD,
 	OPT_ALLOW_INSECURE_AUTH,
 	OPT_TIMEOUT,
+	OPT_METHOD,
 	OPT_DISABLED,
 	OPT__COUNT
 };
@@ -45,6 +47,7 @@ static const char *const option_keys[OPT__COUNT] = {
 	[OPT_AUTH_PASSWORD] = ENDPOINT_AUTH_PASSWORD,
 	[OPT_ALLOW_INSECURE_AUTH] = ENDPOINT_ALLOW_INSECURE_AUTH,
 	[OPT_TIMEOUT] = ENDPOINT_TIMEOUT,
+	[OPT_METHOD] = ENDPOINT_METHOD,
 	[OPT_DISABLED] = ENDPOINT_DISABLED,
 };
 
@@ -376,6 +379,19 @@ static int check_auth(struct build *b)
 	return 0;
 }
 
+/* POST is the contract's method; PUT is the one alternative the web-service
+ * definition allows. Methods are case-sensitive (RFC 9110), so "post" is a
+ * typo rather than a spelling of POST. */
+static int check_method(struct build *b)
+{
+	const char *method = b->value[OPT_METHOD];
+
+	if (method == NULL || strcmp(method, "POST") == 0 ||
+	    strcmp(method, "PUT") == 0)
+		return 0;
+	return fail(b, ENDPOINT_METHOD, "must be \"POST\" or \"PUT\"");
+}
+
 static int check_timeout(struct build *b, int64_t default_ms,
 			 int64_t *timeout_ms)
 {
@@ -488,11 +504,13 @@ int endpoint_build(const char *cloud_id, const struct config_row *rows,
 		goto out;
 	if (check_timeout(&b, default_timeout_ms, &ep->timeout_ms) != 0)
 		goto out;
+	if (check_method(&b) != 0)
+		goto out;
 
 	spec.url = b.value[OPT_URL];
 	/* Sent exactly as configured, parameters and case included. */
 	spec.content_type = b.value[OPT_CONTENT_TYPE];
-	spec.method = NULL;
+	spec.method = b.value[OPT_METHOD]; /* NULL: POST */
 	spec.headers = (const char *const *)headers;
 	spec.header_count = header_count;
 	spec.username = b.value[OPT_AUTH_USERNAME];

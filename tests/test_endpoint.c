@@ -28,6 +28,7 @@
 #define K_INSECURE ENDPOINT_ALLOW_INSECURE_AUTH
 #define K_TIMEOUT ENDPOINT_TIMEOUT
 #define K_DISABLED ENDPOINT_DISABLED
+#define K_METHOD ENDPOINT_METHOD
 
 /* A value of REMOVE drops that key from the base. */
 static const char REMOVE[] = "\x01remove";
@@ -173,6 +174,10 @@ static const struct good_case good_cases[] = {
 	{ "Disabled", { { K_DISABLED, "2024-05-01T10:00:00.000Z 410 Gone" } },
 	  CONTENT_JSON, DEFAULT_TIMEOUT_MS,
 	  "2024-05-01T10:00:00.000Z 410 Gone" },
+	{ "Method POST", { { K_METHOD, "POST" } }, CONTENT_JSON,
+	  DEFAULT_TIMEOUT_MS, NULL },
+	{ "Method PUT", { { K_METHOD, "PUT" } }, CONTENT_JSON,
+	  DEFAULT_TIMEOUT_MS, NULL },
 	{ "unprefixed keys ignored",
 	  { { "otherAppUrl", "ftp://nowhere" }, { "Timeout", "abc" } },
 	  CONTENT_JSON, DEFAULT_TIMEOUT_MS, NULL },
@@ -332,6 +337,11 @@ static const struct bad_case bad_cases[] = {
 	{ "Timeout negative", { { K_TIMEOUT, "-5" } }, K_TIMEOUT, NULL },
 	{ "Timeout with a unit", { { K_TIMEOUT, "10s" } }, K_TIMEOUT, NULL },
 	{ "Timeout empty", { { K_TIMEOUT, "" } }, K_TIMEOUT, NULL },
+	{ "Method GET", { { K_METHOD, "GET" } }, K_METHOD, "POST" },
+	{ "Method lower case", { { K_METHOD, "put" } }, K_METHOD, "PUT" },
+	{ "Method PATCH", { { K_METHOD, "PATCH" } }, K_METHOD, NULL },
+	{ "Method empty", { { K_METHOD, "" } }, K_METHOD, NULL },
+	{ "Method with CRLF", { { K_METHOD, "PUT\r\nX: 1" } }, K_METHOD, NULL },
 	{ "unknown prefixed key", { { "smartContactNotificationUrl2", "x" } },
 	  "smartContactNotificationUrl2", "unknown option" },
 	{ "prefixed key in another case",
