@@ -16,7 +16,7 @@ CC      ?= cc
 PKG_CONFIG ?= pkg-config
 CFLAGS  ?= -O2 -g
 
-PKGS      = sqlite3 libcurl jansson libxml-2.0
+PKGS      = sqlite3 libcurl jansson libxml-2.0 libcrypto
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
@@ -47,6 +47,7 @@ LIB_SRCS = \
 	relay/policy.c \
 	relay/relay.c \
 	relay/render.c \
+	relay/sign.c \
 	relay/store.c \
 	relay/timeutil.c \
 	relay/transfer.c
@@ -57,6 +58,7 @@ UNIT_TESTS = \
 	test_endpoint \
 	test_policy \
 	test_render \
+	test_sign \
 	test_store \
 	test_timeutil \
 	test_transfer

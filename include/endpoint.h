@@ -26,6 +26,7 @@
 #define ENDPOINT_ALLOW_INSECURE_AUTH "smartContactNotificationAllowInsecureAuth"
 #define ENDPOINT_TIMEOUT "smartContactNotificationTimeout"
 #define ENDPOINT_METHOD "smartContactNotificationMethod"
+#define ENDPOINT_SIGNING_SECRET "smartContactNotificationSigningSecret"
 /* Written by the relay when the endpoint answered 410 Gone; removed by
  * `smartrelay config DB enable`. Its value says when and why. */
 #define ENDPOINT_DISABLED "smartContactNotificationDisabled"

@@ -40,6 +40,10 @@ struct transfer_endpoint_spec {
 	const char *username;     /* NULL: no HTTP authentication */
 	const char *password;
 	int64_t timeout_ms;       /* total time of one request */
+	/* NULL: unsigned. Else Standard Webhooks secrets (see sign.h): every
+	 * request then carries webhook-timestamp and webhook-signature, and
+	 * the header lines may not name webhook-id. */
+	const char *signing_secret;
 };
 
 /*

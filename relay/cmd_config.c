@@ -26,7 +26,8 @@ static const char config_usage[] =
 	"  enable             re-enable an endpoint disabled by a 410 Gone\n\n"
 	"Keys: smartContactNotificationUrl, ...PostData, ...ContentType,\n"
 	"...CustomHeaders, ...AuthUsername, ...AuthPassword,\n"
-	"...AllowInsecureAuth, ...Timeout, ...Method (see the README).\n";
+	"...AllowInsecureAuth, ...Timeout, ...Method, ...SigningSecret\n"
+	"(see the README).\n";
 
 /* The sample event a check renders: the document's own example. */
 static const struct render_event sample_event = {

@@ -17,6 +17,7 @@
 
 #include "endpoint.h"
 #include "render.h"
+#include "sign.h"
 #include "timeutil.h"
 #include "transfer.h"
 
@@ -34,6 +35,7 @@ enum option {
 	OPT_ALLOW_INSECURE_AUTH,
 	OPT_TIMEOUT,
 	OPT_METHOD,
+	OPT_SIGNING_SECRET,
 	OPT_DISABLED,
 	OPT__COUNT
 };
@@ -48,6 +50,7 @@ static const char *const option_keys[OPT__COUNT] = {
 	[OPT_ALLOW_INSECURE_AUTH] = ENDPOINT_ALLOW_INSECURE_AUTH,
 	[OPT_TIMEOUT] = ENDPOINT_TIMEOUT,
 	[OPT_METHOD] = ENDPOINT_METHOD,
+	[OPT_SIGNING_SECRET] = ENDPOINT_SIGNING_SECRET,
 	[OPT_DISABLED] = ENDPOINT_DISABLED,
 };
 
@@ -392,6 +395,46 @@ static int check_method(struct build *b)
 	return fail(b, ENDPOINT_METHOD, "must be \"POST\" or \"PUT\"");
 }
 
+/* The headers a signature covers or consists of (Standard Webhooks). */
+static const char *const signature_headers[] = {
+	"webhook-id",
+	"webhook-timestamp",
+	"webhook-signature",
+};
+
+/*
+ * A signed request's id, timestamp and signature belong together, so
+ * CustomHeaders may not replace any of them while signing is on.
+ */
+static int check_signing(struct build *b, char *const *headers, size_t count)
+{
+	char reason[ENDPOINT_ERROR_SIZE];
+	struct sign_keys *keys = NULL;
+
+	if (b->value[OPT_SIGNING_SECRET] == NULL)
+		return 0;
+	if (sign_keys_new(b->value[OPT_SIGNING_SECRET], &keys, reason,
+			  sizeof(reason)) != 0)
+		return fail(b, ENDPOINT_SIGNING_SECRET, reason);
+	sign_keys_free(keys);
+	for (size_t i = 0; i < count; i++) {
+		for (size_t j = 0; j < sizeof(signature_headers) /
+				       sizeof(signature_headers[0]); j++) {
+			const char *name = signature_headers[j];
+			size_t len = strlen(name);
+
+			if (strncasecmp(headers[i], name, len) != 0 ||
+			    headers[i][len] != ':')
+				continue;
+			set_text(reason, sizeof(reason),
+				 "line %zu: header %s is set by the relay while "
+				 ENDPOINT_SIGNING_SECRET " is set", i + 1, name);
+			return fail(b, ENDPOINT_CUSTOM_HEADERS, reason);
+		}
+	}
+	return 0;
+}
+
 static int check_timeout(struct build *b, int64_t default_ms,
 			 int64_t *timeout_ms)
 {
@@ -425,6 +468,25 @@ static void redact(char *text, const char *password)
 	len = strlen(password);
 	while ((hit = strstr(text, password)) != NULL)
 		memset(hit, '*', len);
+}
+
+/* Overwrites every space-separated secret of value found in text. */
+static void redact_secrets(char *text, const char *value)
+{
+	char secret[1024];
+
+	while (value != NULL && *value != '\0') {
+		size_t len = strcspn(value, " ");
+
+		if (len > 0 && len < sizeof(secret)) {
+			memcpy(secret, value, len);
+			secret[len] = '\0';
+			redact(text, secret);
+		}
+		value += len;
+		value += strspn(value, " ");
+	}
+	explicit_bzero(secret, sizeof(secret));
 }
 
 /* Error text is one log line: control characters in library messages
@@ -506,6 +568,8 @@ int endpoint_build(const char *cloud_id, const struct config_row *rows,
 		goto out;
 	if (check_method(&b) != 0)
 		goto out;
+	if (check_signing(&b, headers, header_count) != 0)
+		goto out;
 
 	spec.url = b.value[OPT_URL];
 	/* Sent exactly as configured, parameters and case included. */
@@ -516,6 +580,7 @@ int endpoint_build(const char *cloud_id, const struct config_row *rows,
 	spec.username = b.value[OPT_AUTH_USERNAME];
 	spec.password = b.value[OPT_AUTH_PASSWORD];
 	spec.timeout_ms = ep->timeout_ms;
+	spec.signing_secret = b.value[OPT_SIGNING_SECRET];
 	if (transfer_endpoint_new(&spec, &ep->transfer, reason,
 				  sizeof(reason)) != 0) {
 		fail(&b, ENDPOINT_URL, reason);
@@ -528,6 +593,7 @@ int endpoint_build(const char *cloud_id, const struct config_row *rows,
 out:
 	if (rc != 0) {
 		redact(b.reason, b.value[OPT_AUTH_PASSWORD]);
+		redact_secrets(b.reason, b.value[OPT_SIGNING_SECRET]);
 		set_text(err, errlen, "cloud_id=%s key=%s: %s", b.cloud_id,
 			 b.error_key != NULL ? b.error_key : ENDPOINT_KEY_PREFIX,
 			 b.reason);

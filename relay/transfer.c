@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "sign.h"
 #include "timeutil.h"
 #include "transfer.h"
 #include "version.h"
@@ -40,6 +41,7 @@ struct transfer_endpoint {
 	char *username;        /* NULL: no HTTP authentication */
 	char *password;
 	int64_t timeout_ms;
+	struct sign_keys *signing; /* NULL: requests are not signed */
 };
 
 struct transfer {
@@ -61,6 +63,11 @@ struct transfer {
 	 * endpoint's constant list: no allocation per transfer. */
 	struct curl_slist id_header;
 	char id_line[48];
+	/* Signed endpoints only: id -> timestamp -> signature -> constant. */
+	struct curl_slist timestamp_header;
+	char timestamp_line[48];
+	struct curl_slist signature_header;
+	char signature_line[sizeof("webhook-signature: ") + SIGN_SIGNATURE_SIZE];
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -212,6 +219,7 @@ void transfer_endpoint_unref(struct transfer_endpoint *ep)
 	if (!ep || --ep->refs > 0)
 		return;
 	curl_slist_free_all(ep->headers);
+	sign_keys_free(ep->signing);
 	free(ep->url);
 	free(ep->username);
 	if (ep->password) {
@@ -308,6 +316,16 @@ int transfer_endpoint_new(const struct transfer_endpoint_spec *spec,
 	}
 	if (build_headers(ep, spec, err, errlen) != 0)
 		goto out;
+	if (spec->signing_secret) {
+		if (ep->custom_webhook_id) {
+			snprintf(err, errlen, "a signed request's webhook-id is "
+				 "the relay's");
+			goto out;
+		}
+		if (sign_keys_new(spec->signing_secret, &ep->signing, err,
+				  errlen) != 0)
+			goto out;
+	}
 	*out = ep;
 	ep = NULL;
 	rc = 0;
@@ -548,6 +566,41 @@ static CURLcode easy_configure(struct transfer_pool *pool, struct transfer *t,
 	return c;
 }
 
+/*
+ * Chains the headers of this request ahead of the endpoint's constant list:
+ * webhook-id, and on a signed endpoint the timestamp of this attempt (unix
+ * seconds) and the signature of "id.timestamp.body".
+ */
+static int set_id_headers(struct transfer *t, struct transfer_endpoint *ep,
+			  int64_t event_id, int64_t now_ms, const char *body,
+			  size_t len, char *err, size_t errlen)
+{
+	static const char signature_name[] = "webhook-signature: ";
+	const size_t name_len = sizeof(signature_name) - 1;
+	char id[24];
+
+	snprintf(id, sizeof(id), "%" PRId64, event_id);
+	snprintf(t->id_line, sizeof(t->id_line), "webhook-id: %s", id);
+	t->id_header.data = t->id_line;
+	t->id_header.next = ep->headers;
+	if (!ep->signing)
+		return 0;
+	memcpy(t->signature_line, signature_name, name_len);
+	if (sign_signature(ep->signing, id, now_ms / 1000, body, len,
+			   t->signature_line + name_len,
+			   sizeof(t->signature_line) - name_len, err,
+			   errlen) != 0)
+		return -1;
+	snprintf(t->timestamp_line, sizeof(t->timestamp_line),
+		 "webhook-timestamp: %" PRId64, now_ms / 1000);
+	t->signature_header.data = t->signature_line;
+	t->signature_header.next = ep->headers;
+	t->timestamp_header.data = t->timestamp_line;
+	t->timestamp_header.next = &t->signature_header;
+	t->id_header.next = &t->timestamp_header;
+	return 0;
+}
+
 int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 		   int64_t event_id, char *body, size_t len, void *owner,
 		   char *err, size_t errlen)
@@ -557,6 +610,7 @@ int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 	struct transfer *t = NULL;
 	CURLcode c = CURLE_OK;
 	CURLMcode mc;
+	int64_t now_ms;
 	int rc = -1;
 
 	if (pool->free_count == 0) {
@@ -580,9 +634,9 @@ int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 			goto out;
 		}
 	}
-	snprintf(t->id_line, sizeof(t->id_line), "webhook-id: %" PRId64, event_id);
-	t->id_header.data = t->id_line;
-	t->id_header.next = ep->headers;
+	now_ms = time_now_ms();
+	if (set_id_headers(t, ep, event_id, now_ms, body, len, err, errlen) != 0)
+		goto out;
 	if (t->configured != ep) {
 		transfer_endpoint_unref(t->configured);
 		t->configured = NULL;
@@ -610,7 +664,7 @@ int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 	t->has_retry_after = 0;
 	t->event_id = event_id;
 	t->owner = owner;
-	t->started_ms = time_now_ms();
+	t->started_ms = now_ms;
 	t->started_mono = time_mono_ms();
 	mc = curl_multi_add_handle(pool->multi, t->easy);
 	if (mc != CURLM_OK) {

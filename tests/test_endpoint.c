@@ -29,6 +29,8 @@
 #define K_TIMEOUT ENDPOINT_TIMEOUT
 #define K_DISABLED ENDPOINT_DISABLED
 #define K_METHOD ENDPOINT_METHOD
+#define K_SECRET ENDPOINT_SIGNING_SECRET
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 /* A value of REMOVE drops that key from the base. */
 static const char REMOVE[] = "\x01remove";
@@ -178,6 +180,15 @@ static const struct good_case good_cases[] = {
 	  DEFAULT_TIMEOUT_MS, NULL },
 	{ "Method PUT", { { K_METHOD, "PUT" } }, CONTENT_JSON,
 	  DEFAULT_TIMEOUT_MS, NULL },
+	{ "signing secret", { { K_SECRET, SECRET } }, CONTENT_JSON,
+	  DEFAULT_TIMEOUT_MS, NULL },
+	{ "two signing secrets", { { K_SECRET, SECRET " " SECRET } },
+	  CONTENT_JSON, DEFAULT_TIMEOUT_MS, NULL },
+	{ "signing with other custom headers",
+	  { { K_SECRET, SECRET }, { K_HDR, "X-Webhook-Id: 1\nwebhook-idx: 2" } },
+	  CONTENT_JSON, DEFAULT_TIMEOUT_MS, NULL },
+	{ "webhook-id replaced when unsigned", { { K_HDR, "webhook-id: fixed" } },
+	  CONTENT_JSON, DEFAULT_TIMEOUT_MS, NULL },
 	{ "unprefixed keys ignored",
 	  { { "otherAppUrl", "ftp://nowhere" }, { "Timeout", "abc" } },
 	  CONTENT_JSON, DEFAULT_TIMEOUT_MS, NULL },
@@ -342,6 +353,21 @@ static const struct bad_case bad_cases[] = {
 	{ "Method PATCH", { { K_METHOD, "PATCH" } }, K_METHOD, NULL },
 	{ "Method empty", { { K_METHOD, "" } }, K_METHOD, NULL },
 	{ "Method with CRLF", { { K_METHOD, "PUT\r\nX: 1" } }, K_METHOD, NULL },
+	{ "signing secret without prefix",
+	  { { K_SECRET, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" } }, K_SECRET,
+	  "secret 1" },
+	{ "signing secret short", { { K_SECRET, "whsec_c2hvcnQ=" } }, K_SECRET,
+	  "5 bytes" },
+	{ "signing secret empty", { { K_SECRET, "" } }, K_SECRET, "no secret" },
+	{ "signing with a custom webhook-id",
+	  { { K_SECRET, SECRET }, { K_HDR, "X-A: 1\nWebhook-Id: 7" } }, K_HDR,
+	  "line 2: header webhook-id" },
+	{ "signing with a custom webhook-timestamp",
+	  { { K_SECRET, SECRET }, { K_HDR, "webhook-timestamp: 1" } }, K_HDR,
+	  "webhook-timestamp" },
+	{ "signing with a custom webhook-signature",
+	  { { K_SECRET, SECRET }, { K_HDR, "webhook-signature: v1,x" } }, K_HDR,
+	  "webhook-signature" },
 	{ "unknown prefixed key", { { "smartContactNotificationUrl2", "x" } },
 	  "smartContactNotificationUrl2", "unknown option" },
 	{ "prefixed key in another case",
@@ -482,6 +508,31 @@ START_TEST(test_password_never_in_error)
 }
 END_TEST
 
+/* The signing secret reused where a failing check echoes it. */
+START_TEST(test_secret_never_in_error)
+{
+	static const struct pair pairs[] = {
+		{ K_CT, SECRET },
+		{ K_SECRET, "whsec_c2hvcnQ= " SECRET },
+		{ NULL, NULL },
+	};
+	static const struct pair bad_secret[] = {
+		{ K_SECRET, SECRET " whsec_c2hvcnQ=" },
+		{ NULL, NULL },
+	};
+	struct endpoint *ep = NULL;
+	char err[ENDPOINT_ERROR_SIZE] = "";
+
+	ck_assert_int_eq(build(pairs, &ep, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "key=" K_CT ": unsupported") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "MfKQ9r8G") == NULL, "secret in \"%s\"", err);
+	ck_assert_int_eq(build(bad_secret, &ep, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "secret 2") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "MfKQ9r8G") == NULL, "secret in \"%s\"", err);
+	ck_assert_msg(strstr(err, "c2hvcnQ") == NULL, "secret in \"%s\"", err);
+}
+END_TEST
+
 /* ---- CustomHeaders parsing -------------------------------------------- */
 
 struct header_case {
@@ -608,6 +659,7 @@ static Suite *endpoint_suite(void)
 	tcase_add_loop_test(secrets, test_key_is_secret, 0, N_SECRETS);
 	tcase_add_test(secrets, test_key_is_secret_null);
 	tcase_add_loop_test(secrets, test_password_never_in_error, 0, N_LEAK);
+	tcase_add_test(secrets, test_secret_never_in_error);
 	suite_add_tcase(s, secrets);
 	return s;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -108,12 +109,12 @@ static struct row fetch(struct env *env, int64_t id)
 	return row;
 }
 
-/* `smartrelay run --once DB`; returns its stderr. */
+/* `smartrelay run --once -v DB`; returns its stderr. */
 static char *run_once(struct env *env)
 {
 	char *err = NULL;
 	int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
-				   env->db, NULL);
+				   "-v", env->db, NULL);
 
 	ck_assert_msg(status == 0, "run --once exited %d: %s", status, err);
 	return err;
@@ -157,6 +158,9 @@ START_TEST(method_post_is_the_default)
 	requests = tu_receiver_requests(&env.rx);
 	ck_assert_msg(strstr(requests, "\nPOST /notify HTTP/1.1\r\n") != NULL,
 		      "requests: %s", requests);
+	/* Unsigned unless a secret is configured. */
+	ck_assert_ptr_null(strstr(requests, "webhook-timestamp"));
+	ck_assert_ptr_null(strstr(requests, "webhook-signature"));
 	free(requests);
 	env_close(&env);
 }
@@ -185,16 +189,122 @@ START_TEST(method_get_is_a_config_error)
 }
 END_TEST
 
+/* ---- signing ------------------------------------------------------------- */
+
+#define SECRET_A "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define SECRET_B "whsec_c2VjcmV0LW51bWJlci10d28tZm9yLXJvdGF0aW9u"
+#define SECRET_OTHER "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"
+
+/* Runs tests/verify_webhook.py (tests run from the top of the tree). */
+static int verify_with_python(const char *secrets, const char *record,
+			      char **out)
+{
+	char *argv[] = {
+		(char *)"/usr/bin/env", (char *)"python3",
+		(char *)"tests/verify_webhook.py", (char *)secrets,
+		(char *)record, NULL,
+	};
+
+	return tu_run(argv, RUN_TIMEOUT_MS, out, NULL);
+}
+
+START_TEST(signed_requests_verify_independently)
+{
+	struct env env;
+	char *requests, *out = NULL, *err, *show = NULL, expected[64];
+	int64_t first, second, before = time(NULL), after, stamp;
+	const char *ts;
+
+	env_open(&env, "signing");
+	provision(&env, "default", "/notify");
+	/* Two secrets: a receiver rotating from one to the other. */
+	config_set(&env, "default", "smartContactNotificationSigningSecret",
+		   SECRET_A " " SECRET_B);
+	first = produce(&env, NULL);
+	second = produce(&env, NULL);
+	err = run_once(&env);
+	after = time(NULL);
+	ck_assert_ptr_null(strstr(err, "MfKQ9r8G"));
+	free(err);
+	ck_assert_str_eq(fetch(&env, first).status, "delivered");
+	ck_assert_str_eq(fetch(&env, second).status, "delivered");
+
+	requests = tu_receiver_requests(&env.rx);
+	ck_assert_int_eq(tu_count(requests, "=== REQUEST"), 2);
+	ck_assert_int_eq(tu_count(requests, "\r\nwebhook-timestamp: "), 2);
+	ck_assert_int_eq(tu_count(requests, "\r\nwebhook-signature: v1,"), 2);
+	/* One signature per secret, separated by a space. */
+	ck_assert_int_eq(tu_count(requests, "= v1,"), 2);
+	ts = strstr(requests, "\r\nwebhook-timestamp: ");
+	stamp = strtoll(ts + strlen("\r\nwebhook-timestamp: "), NULL, 10);
+	ck_assert_int_ge(stamp, before);
+	ck_assert_int_le(stamp, after);
+	snprintf(expected, sizeof(expected), "\r\nwebhook-id: %lld\r\n",
+		 (long long)first);
+	ck_assert_ptr_nonnull(strstr(requests, expected));
+	free(requests);
+
+	ck_assert_int_eq(verify_with_python(SECRET_A " " SECRET_B,
+					    env.rx.record_path, &out), 0);
+	ck_assert_int_eq(tu_count(out, "verified id="), 2);
+	free(out);
+	/* The check can fail: another secret does not verify. */
+	ck_assert_int_eq(verify_with_python(SECRET_OTHER, env.rx.record_path,
+					    &out), 1);
+	ck_assert_int_eq(tu_count(out, "BAD id="), 2);
+	free(out);
+
+	/* The secret is masked like a password. */
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &show, NULL, "config",
+				       env.db, "show", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(show, "smartContactNotificationSigningSecret = ********"));
+	ck_assert_ptr_null(strstr(show, "whsec_"));
+	free(show);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(bad_secret_is_a_config_error)
+{
+	struct env env;
+	struct row row;
+	char *err;
+	int64_t id;
+
+	env_open(&env, "badsecret");
+	provision(&env, "default", "/notify");
+	config_set(&env, "default", "smartContactNotificationSigningSecret",
+		   SECRET_A " whsec_c2hvcnQ=");
+	id = produce(&env, NULL);
+	err = run_once(&env);
+	ck_assert_msg(strstr(err, "key=smartContactNotificationSigningSecret: "
+			     "secret 2") != NULL, "stderr: %s", err);
+	ck_assert_ptr_null(strstr(err, "MfKQ9r8G"));
+	ck_assert_ptr_null(strstr(err, "c2hvcnQ"));
+	free(err);
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 0);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
+	env_close(&env);
+}
+END_TEST
+
 static Suite *receivers_suite(void)
 {
 	Suite *s = suite_create("receivers");
 	TCase *method = tcase_create("method");
+	TCase *signing = tcase_create("signing");
 
 	tcase_set_timeout(method, 60);
 	tcase_add_test(method, method_put_sends_put);
 	tcase_add_test(method, method_post_is_the_default);
 	tcase_add_test(method, method_get_is_a_config_error);
+	tcase_set_timeout(signing, 60);
+	tcase_add_test(signing, signed_requests_verify_independently);
+	tcase_add_test(signing, bad_secret_is_a_config_error);
 	suite_add_tcase(s, method);
+	suite_add_tcase(s, signing);
 	return s;
 }
 
