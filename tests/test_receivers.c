@@ -189,6 +189,122 @@ START_TEST(method_get_is_a_config_error)
 }
 END_TEST
 
+/* ---- custom headers and authentication ------------------------------------ */
+
+START_TEST(custom_headers_are_sent_exactly)
+{
+	struct env env;
+	char *requests;
+
+	env_open(&env, "custom_headers");
+	provision(&env, "default", "/notify");
+	config_set(&env, "default", "smartContactNotificationCustomHeaders",
+		   "X-Api-Key: abc123\r\nUser-Agent: acme-hooks/2\nX-Empty:\n");
+	produce(&env, NULL);
+	free(run_once(&env));
+	requests = tu_receiver_requests(&env.rx);
+	ck_assert_int_eq(tu_count(requests, "=== REQUEST"), 1);
+	ck_assert_int_eq(tu_count(requests, "\r\nX-Api-Key: abc123\r\n"), 1);
+	/* A configured User-Agent replaces the relay's. */
+	ck_assert_int_eq(tu_count(requests, "\r\nUser-Agent: acme-hooks/2\r\n"), 1);
+	ck_assert_int_eq(tu_count(requests, "User-Agent:"), 1);
+	ck_assert_ptr_null(strstr(requests, "smartrelay/"));
+	/* An empty value is sent empty, not dropped. */
+	ck_assert_int_eq(tu_count(requests, "\r\nX-Empty:\r\n"), 1);
+	ck_assert_int_eq(tu_count(requests, "\r\nContent-Type: application/json\r\n"), 1);
+	ck_assert_int_eq(tu_count(requests, "\r\nwebhook-id: "), 1);
+	free(requests);
+	env_close(&env);
+}
+END_TEST
+
+/* Provisions credentials over plain http, which the loopback needs. */
+static void credentials(struct env *env, const char *user, const char *pass)
+{
+	config_set(env, "default", "smartContactNotificationAuthUsername", user);
+	config_set(env, "default", "smartContactNotificationAuthPassword", pass);
+	config_set(env, "default", "smartContactNotificationAllowInsecureAuth",
+		   "true");
+}
+
+START_TEST(basic_auth_answers_the_challenge)
+{
+	struct env env;
+	char *requests, *second;
+	int64_t id;
+
+	env_open(&env, "basic");
+	provision(&env, "default", "/basic/relay/s3cret-pw");
+	credentials(&env, "relay", "s3cret-pw");
+	id = produce(&env, NULL);
+	free(run_once(&env));
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	requests = tu_receiver_requests(&env.rx);
+	/* libcurl asks first (Basic or Digest, the server's choice), then
+	 * answers the Basic challenge. */
+	ck_assert_int_eq(tu_count(requests, "=== REQUEST"), 2);
+	second = strstr(requests, "=== REQUEST 2 ");
+	ck_assert_ptr_nonnull(second);
+	ck_assert_int_eq(tu_count(requests, "Authorization:"), 1);
+	/* base64("relay:s3cret-pw") */
+	ck_assert_ptr_nonnull(strstr(second,
+		"\r\nAuthorization: Basic cmVsYXk6czNjcmV0LXB3\r\n"));
+	ck_assert_int_eq(tu_count(second, "\r\nwebhook-id: "), 1);
+	free(requests);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(digest_auth_verifies)
+{
+	struct env env;
+	char *requests, *second;
+	int64_t id;
+	struct row row;
+
+	env_open(&env, "digest");
+	provision(&env, "default", "/digest/relay/s3cret-pw");
+	credentials(&env, "relay", "s3cret-pw");
+	id = produce(&env, NULL);
+	free(run_once(&env));
+	/* The receiver answers 204 only to a response it recomputed. */
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "delivered");
+	ck_assert_int_eq(row.attempts, 1);
+	requests = tu_receiver_requests(&env.rx);
+	ck_assert_int_eq(tu_count(requests, "=== REQUEST"), 2);
+	second = strstr(requests, "=== REQUEST 2 ");
+	ck_assert_ptr_nonnull(second);
+	ck_assert_ptr_nonnull(strstr(second, "\r\nAuthorization: Digest username=\"relay\""));
+	ck_assert_ptr_nonnull(strstr(second, "uri=\"/digest/relay/s3cret-pw\""));
+	ck_assert_ptr_null(strstr(requests, "Basic "));
+	free(requests);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(digest_with_a_wrong_password_is_refused)
+{
+	struct env env;
+	char *requests;
+	int64_t id;
+	struct row row;
+
+	env_open(&env, "digest_wrong");
+	provision(&env, "default", "/digest/relay/s3cret-pw");
+	credentials(&env, "relay", "not-the-password");
+	id = produce(&env, NULL);
+	free(run_once(&env));
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "failed");
+	ck_assert_int_eq(row.http_status, 401);
+	requests = tu_receiver_requests(&env.rx);
+	ck_assert_int_eq(tu_count(requests, "Authorization: Digest "), 1);
+	free(requests);
+	env_close(&env);
+}
+END_TEST
+
 /* ---- signing ------------------------------------------------------------- */
 
 #define SECRET_A "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -294,16 +410,23 @@ static Suite *receivers_suite(void)
 {
 	Suite *s = suite_create("receivers");
 	TCase *method = tcase_create("method");
+	TCase *headers = tcase_create("headers and auth");
 	TCase *signing = tcase_create("signing");
 
 	tcase_set_timeout(method, 60);
 	tcase_add_test(method, method_put_sends_put);
 	tcase_add_test(method, method_post_is_the_default);
 	tcase_add_test(method, method_get_is_a_config_error);
+	tcase_set_timeout(headers, 60);
+	tcase_add_test(headers, custom_headers_are_sent_exactly);
+	tcase_add_test(headers, basic_auth_answers_the_challenge);
+	tcase_add_test(headers, digest_auth_verifies);
+	tcase_add_test(headers, digest_with_a_wrong_password_is_refused);
 	tcase_set_timeout(signing, 60);
 	tcase_add_test(signing, signed_requests_verify_independently);
 	tcase_add_test(signing, bad_secret_is_a_config_error);
 	suite_add_tcase(s, method);
+	suite_add_tcase(s, headers);
 	suite_add_tcase(s, signing);
 	return s;
 }
