@@ -43,6 +43,7 @@ LIB_SRCS = \
 	relay/cmd_init.c \
 	relay/cmd_run.c \
 	relay/endpoint.c \
+	relay/guard.c \
 	relay/log.c \
 	relay/policy.c \
 	relay/relay.c \
@@ -56,6 +57,7 @@ MIGRATIONS = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 
 UNIT_TESTS = \
 	test_endpoint \
+	test_guard \
 	test_policy \
 	test_render \
 	test_sign \
