@@ -27,6 +27,11 @@
 #define ENDPOINT_TIMEOUT "smartContactNotificationTimeout"
 #define ENDPOINT_METHOD "smartContactNotificationMethod"
 #define ENDPOINT_SIGNING_SECRET "smartContactNotificationSigningSecret"
+#define ENDPOINT_MAX_CONCURRENCY "smartContactNotificationMaxConcurrency"
+#define ENDPOINT_MAX_RATE "smartContactNotificationMaxRate"
+#define ENDPOINT_MAX_ATTEMPTS "smartContactNotificationMaxAttempts"
+#define ENDPOINT_RETRY_SCHEDULE "smartContactNotificationRetrySchedule"
+#define ENDPOINT_MAX_SCHEDULE 32 /* entries of a RetrySchedule */
 /* Written by the relay when the endpoint answered 410 Gone; removed by
  * `smartrelay config DB enable`. Its value says when and why. */
 #define ENDPOINT_DISABLED "smartContactNotificationDisabled"
@@ -42,6 +47,13 @@ struct endpoint {
 	struct transfer_endpoint *transfer; /* one reference, owned */
 	char *disabled;   /* NULL, or why the endpoint is disabled (410) */
 	int64_t timeout_ms;
+	int max_concurrency;   /* 0: only run --concurrency limits it */
+	double max_rate;       /* requests per second; 0: no limit */
+	int64_t max_attempts;  /* 0: run --max-attempts */
+	/* Delay before retry n is entry n-1, the last repeating; count 0:
+	 * the run options' exponential backoff. */
+	int64_t retry_schedule_ms[ENDPOINT_MAX_SCHEDULE];
+	size_t retry_schedule_count;
 };
 
 /*

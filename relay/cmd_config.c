@@ -26,7 +26,8 @@ static const char config_usage[] =
 	"  enable             re-enable an endpoint disabled by a 410 Gone\n\n"
 	"Keys: smartContactNotificationUrl, ...PostData, ...ContentType,\n"
 	"...CustomHeaders, ...AuthUsername, ...AuthPassword,\n"
-	"...AllowInsecureAuth, ...Timeout, ...Method, ...SigningSecret\n"
+	"...AllowInsecureAuth, ...Timeout, ...Method, ...SigningSecret,\n"
+	"...MaxConcurrency, ...MaxRate, ...MaxAttempts, ...RetrySchedule\n"
 	"(see the README).\n";
 
 /* The sample event a check renders: the document's own example. */

@@ -24,6 +24,12 @@
 /* Contract 7.15: Timeout is 0.1 to 600 seconds. */
 #define TIMEOUT_MIN_MS 100
 #define TIMEOUT_MAX_MS 600000
+/* Bounds of the delivery policy options: wide enough for any real need,
+ * narrow enough that arithmetic on them cannot overflow. */
+#define MAX_CONCURRENCY 10000
+#define MAX_RATE 100000.0
+#define MAX_ATTEMPTS 1000
+#define SCHEDULE_MAX_MS ((int64_t)30 * 24 * 3600 * 1000)
 
 enum option {
 	OPT_URL = 0,
@@ -36,6 +42,10 @@ enum option {
 	OPT_TIMEOUT,
 	OPT_METHOD,
 	OPT_SIGNING_SECRET,
+	OPT_MAX_CONCURRENCY,
+	OPT_MAX_RATE,
+	OPT_MAX_ATTEMPTS,
+	OPT_RETRY_SCHEDULE,
 	OPT_DISABLED,
 	OPT__COUNT
 };
@@ -51,6 +61,10 @@ static const char *const option_keys[OPT__COUNT] = {
 	[OPT_TIMEOUT] = ENDPOINT_TIMEOUT,
 	[OPT_METHOD] = ENDPOINT_METHOD,
 	[OPT_SIGNING_SECRET] = ENDPOINT_SIGNING_SECRET,
+	[OPT_MAX_CONCURRENCY] = ENDPOINT_MAX_CONCURRENCY,
+	[OPT_MAX_RATE] = ENDPOINT_MAX_RATE,
+	[OPT_MAX_ATTEMPTS] = ENDPOINT_MAX_ATTEMPTS,
+	[OPT_RETRY_SCHEDULE] = ENDPOINT_RETRY_SCHEDULE,
 	[OPT_DISABLED] = ENDPOINT_DISABLED,
 };
 
@@ -435,6 +449,115 @@ static int check_signing(struct build *b, char *const *headers, size_t count)
 	return 0;
 }
 
+/* A whole number from min to max, digits only. */
+static int parse_count(const char *text, long min, long max, long *out)
+{
+	size_t len = strlen(text);
+	long n;
+
+	if (len == 0 || len > 9 || strspn(text, "0123456789") != len)
+		return -1;
+	n = strtol(text, NULL, 10);
+	if (n < min || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* A positive decimal number ("0.5", "20"), digits and one point only, so
+ * that strtod's hex, exponents, "inf" and "nan" never get through. */
+static int parse_positive(const char *text, double max, double *out)
+{
+	size_t len = strlen(text);
+	const char *point = strchr(text, '.');
+	char *end = NULL;
+	double value;
+
+	if (len == 0 || len > 32 || strspn(text, "0123456789.") != len ||
+	    (point != NULL && strchr(point + 1, '.') != NULL) ||
+	    text[0] == '.' || text[len - 1] == '.')
+		return -1;
+	value = strtod(text, &end);
+	if (end != text + len || !(value > 0.0) || value > max)
+		return -1;
+	*out = value;
+	return 0;
+}
+
+static int check_limits(struct build *b, struct endpoint *ep)
+{
+	long n;
+
+	if (b->value[OPT_MAX_CONCURRENCY] != NULL) {
+		if (parse_count(b->value[OPT_MAX_CONCURRENCY], 1,
+				MAX_CONCURRENCY, &n) != 0)
+			return fail(b, ENDPOINT_MAX_CONCURRENCY,
+				    "must be a whole number from 1 to 10000");
+		ep->max_concurrency = (int)n;
+	}
+	if (b->value[OPT_MAX_RATE] != NULL &&
+	    parse_positive(b->value[OPT_MAX_RATE], MAX_RATE, &ep->max_rate) != 0)
+		return fail(b, ENDPOINT_MAX_RATE,
+			    "must be a number of requests per second above 0, "
+			    "at most 100000");
+	return 0;
+}
+
+/*
+ * MaxAttempts, and RetrySchedule: comma-separated delays in seconds, one
+ * per retry, the last repeating ("5,300,1800,7200,18000,36000").
+ */
+static int check_retry(struct build *b, struct endpoint *ep)
+{
+	const char *text = b->value[OPT_RETRY_SCHEDULE];
+	long n;
+
+	if (b->value[OPT_MAX_ATTEMPTS] != NULL) {
+		if (parse_count(b->value[OPT_MAX_ATTEMPTS], 1, MAX_ATTEMPTS,
+				&n) != 0)
+			return fail(b, ENDPOINT_MAX_ATTEMPTS,
+				    "must be a whole number from 1 to 1000");
+		ep->max_attempts = n;
+	}
+	while (text != NULL) {
+		const char *comma = strchr(text, ',');
+		size_t len = comma != NULL ? (size_t)(comma - text)
+					   : strlen(text);
+		char item[32];
+		char reason[128];
+		int64_t ms;
+
+		while (len > 0 && *text == ' ') {
+			text++;
+			len--;
+		}
+		while (len > 0 && text[len - 1] == ' ')
+			len--;
+		if (ep->retry_schedule_count == ENDPOINT_MAX_SCHEDULE) {
+			set_text(reason, sizeof(reason), "more than %d delays",
+				 ENDPOINT_MAX_SCHEDULE);
+			return fail(b, ENDPOINT_RETRY_SCHEDULE, reason);
+		}
+		if (len == 0 || len >= sizeof(item)) {
+			set_text(reason, sizeof(reason), "delay %zu is %s",
+				 ep->retry_schedule_count + 1,
+				 len == 0 ? "empty" : "too long");
+			return fail(b, ENDPOINT_RETRY_SCHEDULE, reason);
+		}
+		memcpy(item, text, len);
+		item[len] = '\0';
+		if (time_parse_seconds(item, SCHEDULE_MAX_MS, &ms) != 0) {
+			set_text(reason, sizeof(reason), "delay %zu is not a "
+				 "number of seconds from 0 to 2592000",
+				 ep->retry_schedule_count + 1);
+			return fail(b, ENDPOINT_RETRY_SCHEDULE, reason);
+		}
+		ep->retry_schedule_ms[ep->retry_schedule_count++] = ms;
+		text = comma != NULL ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
 static int check_timeout(struct build *b, int64_t default_ms,
 			 int64_t *timeout_ms)
 {
@@ -569,6 +692,8 @@ int endpoint_build(const char *cloud_id, const struct config_row *rows,
 	if (check_method(&b) != 0)
 		goto out;
 	if (check_signing(&b, headers, header_count) != 0)
+		goto out;
+	if (check_limits(&b, ep) != 0 || check_retry(&b, ep) != 0)
 		goto out;
 
 	spec.url = b.value[OPT_URL];

@@ -7,14 +7,17 @@
  * exact bytes the receiver got and the rows the relay wrote.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "store.h"
 #include "testutil.h"
+#include "timeutil.h"
 
 #define RUN_TIMEOUT_MS 20000
 
@@ -81,6 +84,7 @@ struct row {
 	char status[16];
 	int64_t attempts;
 	long http_status;
+	char next_attempt_at[TIME_TEXT_SIZE];
 };
 
 static int take_row(const struct history_row *h, void *arg)
@@ -90,6 +94,8 @@ static int take_row(const struct history_row *h, void *arg)
 	snprintf(row->status, sizeof(row->status), "%s", h->status);
 	row->attempts = h->attempts;
 	row->http_status = h->http_status;
+	snprintf(row->next_attempt_at, sizeof(row->next_attempt_at), "%s",
+		 h->next_attempt_at ? h->next_attempt_at : "");
 	return 0;
 }
 
@@ -406,12 +412,205 @@ START_TEST(bad_secret_is_a_config_error)
 }
 END_TEST
 
+/* ---- endpoint protection ----------------------------------------------------- */
+
+/* Arrival times (ms) of the requests the receiver logged, in order. */
+static size_t arrivals(const struct tu_receiver *rx, int64_t *ms, size_t max)
+{
+	char *ids = tu_read_file(rx->ids_path, NULL);
+	char *line = ids;
+	size_t n = 0;
+
+	while (line && *line && n < max) {
+		char id[64];
+		int status;
+		long long at;
+
+		ck_assert_int_eq(sscanf(line, "%63s %d %lld", id, &status, &at), 3);
+		ms[n++] = at;
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	free(ids);
+	return n;
+}
+
+START_TEST(max_concurrency_one_sends_one_at_a_time)
+{
+	struct env env;
+	int64_t at[3];
+
+	env_open(&env, "maxconc");
+	/* Each answer takes 300 ms: with one request at a time, each
+	 * arrives after the previous one was answered. */
+	provision(&env, "default", "/slow/300");
+	config_set(&env, "default", "smartContactNotificationMaxConcurrency", "1");
+	for (int i = 0; i < 3; i++)
+		produce(&env, NULL);
+	free(run_once(&env));
+	ck_assert_uint_eq(arrivals(&env.rx, at, 3), 3);
+	ck_assert_int_ge(at[1] - at[0], 290);
+	ck_assert_int_ge(at[2] - at[1], 290);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(max_rate_spaces_requests)
+{
+	struct env env;
+	int64_t at[5];
+	int64_t ids[5];
+
+	env_open(&env, "maxrate");
+	provision(&env, "default", "/notify");
+	/* Two at once (a second's worth), then one every half second. */
+	config_set(&env, "default", "smartContactNotificationMaxRate", "2");
+	for (int i = 0; i < 5; i++)
+		ids[i] = produce(&env, NULL);
+	free(run_once(&env));
+	ck_assert_uint_eq(arrivals(&env.rx, at, 5), 5);
+	ck_assert_int_ge(at[4] - at[0], 1400);
+	for (int i = 0; i < 5; i++)
+		ck_assert_str_eq(fetch(&env, ids[i]).status, "delivered");
+	env_close(&env);
+}
+END_TEST
+
+static int64_t total_attempts(struct env *env, const int64_t *ids, int n)
+{
+	int64_t total = 0;
+
+	for (int i = 0; i < n; i++)
+		total += fetch(env, ids[i]).attempts;
+	return total;
+}
+
+/* Waits at most timeout_ms until the file holds text. */
+static int file_has(const char *path, const char *text, int timeout_ms)
+{
+	for (int waited = 0;; waited += 20) {
+		char *content = tu_read_file(path, NULL);
+		int found = content && strstr(content, text);
+
+		free(content);
+		if (found || waited >= timeout_ms)
+			return found;
+		tu_sleep_ms(20);
+	}
+}
+
+START_TEST(breaker_pauses_a_dead_endpoint_only)
+{
+	struct env env;
+	struct tu_receiver dead;
+	char *dead_dir, *dead_url, *log_path;
+	int64_t a[8], b[5], before, after;
+	pid_t pid;
+
+	env_open(&env, "breaker");
+	/* A receiver started and stopped: nothing listens on its port. */
+	dead_dir = tu_path(env.dir, "dead");
+	ck_assert_int_eq(mkdir(dead_dir, 0700), 0);
+	tu_receiver_start(&dead, dead_dir);
+	dead_url = tu_receiver_url(&dead, "/");
+	tu_receiver_stop(&dead);
+	config_set(&env, "appA", "smartContactNotificationUrl", dead_url);
+	config_set(&env, "appA", "smartContactNotificationContentType",
+		   "application/json");
+	provision(&env, "appB", "/notify");
+	for (int i = 0; i < 8; i++)
+		a[i] = produce(&env, "appA");
+	for (int i = 0; i < 5; i++)
+		b[i] = produce(&env, "appB");
+
+	log_path = tu_path(env.dir, "daemon.log");
+	{
+		/* Retries fall due every 0.1 s at most: without the breaker
+		 * app A would be tried about ten times a second per event. */
+		char *argv[] = {
+			getenv("SMARTRELAY_BIN"), (char *)"run", env.db,
+			(char *)"--retry-base", (char *)"0.05",
+			(char *)"--retry-max", (char *)"0.1", NULL,
+		};
+		pid = tu_spawn(argv, NULL, log_path);
+	}
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 5, 10000), 5);
+	ck_assert_msg(file_has(log_path, "endpoint paused cloud_id=appA", 10000),
+		      "no breaker in the log");
+	before = total_attempts(&env, a, 8);
+	tu_sleep_ms(1000);
+	after = total_attempts(&env, a, 8);
+	/* At most one probe got through meanwhile. */
+	ck_assert_msg(after - before <= 1, "attempts grew from %lld to %lld",
+		      (long long)before, (long long)after);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+
+	for (int i = 0; i < 5; i++)
+		ck_assert_str_eq(fetch(&env, b[i]).status, "delivered");
+	for (int i = 0; i < 8; i++)
+		ck_assert_str_eq(fetch(&env, a[i]).status, "pending");
+	ck_assert_int_lt(total_attempts(&env, a, 8), 8 * 3);
+	ck_assert_int_eq(file_has(log_path, "endpoint paused cloud_id=appB", 0), 0);
+	free(log_path);
+	free(dead_url);
+	free(dead_dir);
+	env_close(&env);
+}
+END_TEST
+
+/* ---- retry policy --------------------------------------------------------- */
+
+START_TEST(max_attempts_per_app)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+
+	env_open(&env, "maxattempts");
+	provision(&env, "default", "/status/503");
+	config_set(&env, "default", "smartContactNotificationMaxAttempts", "1");
+	id = produce(&env, NULL);
+	free(run_once(&env));
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "failed");
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_int_eq(row.http_status, 503);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(retry_schedule_per_app)
+{
+	struct env env;
+	struct row row;
+	int64_t id, before = time_now_ms(), next;
+
+	env_open(&env, "schedule");
+	provision(&env, "default", "/status/503");
+	config_set(&env, "default", "smartContactNotificationRetrySchedule",
+		   "42,600");
+	id = produce(&env, NULL);
+	free(run_once(&env));
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(time_parse(row.next_attempt_at, &next), 0);
+	/* 42 s, jittered by a quarter either way; not --retry-base's 5 s. */
+	ck_assert_int_ge(next - before, 31500);
+	ck_assert_int_le(next - before, 60000);
+	env_close(&env);
+}
+END_TEST
+
 static Suite *receivers_suite(void)
 {
 	Suite *s = suite_create("receivers");
 	TCase *method = tcase_create("method");
 	TCase *headers = tcase_create("headers and auth");
 	TCase *signing = tcase_create("signing");
+	TCase *protection = tcase_create("protection");
+	TCase *retry = tcase_create("retry policy");
 
 	tcase_set_timeout(method, 60);
 	tcase_add_test(method, method_put_sends_put);
@@ -426,7 +625,16 @@ static Suite *receivers_suite(void)
 	tcase_add_test(signing, signed_requests_verify_independently);
 	tcase_add_test(signing, bad_secret_is_a_config_error);
 	suite_add_tcase(s, method);
+	tcase_set_timeout(protection, 60);
+	tcase_add_test(protection, max_concurrency_one_sends_one_at_a_time);
+	tcase_add_test(protection, max_rate_spaces_requests);
+	tcase_add_test(protection, breaker_pauses_a_dead_endpoint_only);
+	tcase_set_timeout(retry, 60);
+	tcase_add_test(retry, max_attempts_per_app);
+	tcase_add_test(retry, retry_schedule_per_app);
 	suite_add_tcase(s, headers);
+	suite_add_tcase(s, protection);
+	suite_add_tcase(s, retry);
 	suite_add_tcase(s, signing);
 	return s;
 }
