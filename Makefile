@@ -37,6 +37,7 @@ endif
 
 # The library: everything but main.c.
 LIB_SRCS = \
+	relay/addrpolicy.c \
 	relay/cli.c \
 	relay/cmd_config.c \
 	relay/cmd_history.c \
@@ -56,6 +57,7 @@ LIB_SRCS = \
 MIGRATIONS = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 
 UNIT_TESTS = \
+	test_addrpolicy \
 	test_endpoint \
 	test_guard \
 	test_policy \

@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+struct addrpolicy;
+
 struct relay_options {
 	int once;              /* deliver what is due now, then return */
 	int concurrency;       /* transfers in flight at most */
@@ -25,6 +27,9 @@ struct relay_options {
 	int64_t lease_ms;      /* how long a claim holds */
 	int64_t grace_ms;      /* how long a stop waits for transfers */
 	const char *ca_file;   /* NULL: the system's CA store */
+	/* NULL: any address; else the addresses transfers may connect to
+	 * (run --deny-private), borrowed for the run. */
+	const struct addrpolicy *addresses;
 };
 
 /* The contract's defaults (section 7.6). */

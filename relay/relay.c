@@ -943,6 +943,7 @@ static int relay_start(struct relay *relay, const char *db_path)
 	struct transfer_pool_options pool_options = {
 		.max_transfers = relay->opt->concurrency,
 		.ca_file = relay->opt->ca_file,
+		.addresses = relay->opt->addresses,
 	};
 	char err[512];
 	int rc;

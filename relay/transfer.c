@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
+#include "addrpolicy.h"
 #include "log.h"
 #include "sign.h"
 #include "timeutil.h"
@@ -69,6 +71,8 @@ struct transfer {
 	struct curl_slist signature_header;
 	char signature_line[sizeof("webhook-signature: ") + SIGN_SIGNATURE_SIZE];
 	char errbuf[CURL_ERROR_SIZE];
+	const struct addrpolicy *addresses; /* the pool's, or NULL */
+	char refused[ADDRPOLICY_REASON_SIZE]; /* why a connect was refused */
 };
 
 struct transfer_pool {
@@ -77,6 +81,7 @@ struct transfer_pool {
 	int active;
 	int64_t connect_timeout_ms;
 	char *ca_file;
+	const struct addrpolicy *addresses;
 	struct transfer *slots;
 	int *free_slots; /* stack of indexes of idle slots */
 	int free_count;
@@ -367,6 +372,7 @@ int transfer_pool_new(const struct transfer_pool_options *options,
 	pool->global_init = 1;
 	pool->max_transfers = options->max_transfers;
 	pool->connect_timeout_ms = options->connect_timeout_ms;
+	pool->addresses = options->addresses;
 	if (options->ca_file) {
 		pool->ca_file = strdup(options->ca_file);
 		if (!pool->ca_file) {
@@ -502,6 +508,27 @@ static size_t read_header(char *line, size_t size, size_t nmemb,
 	return n;
 }
 
+/*
+ * Opens the socket of a connection after checking the address it is for:
+ * DNS has been resolved by now, so a name pointing into a refused range is
+ * caught as well as a literal address.
+ */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose,
+				 struct curl_sockaddr *address)
+{
+	struct transfer *t = clientp;
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, &address->addr, address->addrlen < sizeof(ss) ?
+	       address->addrlen : sizeof(ss));
+	if (purpose == CURLSOCKTYPE_IPCXN &&
+	    !addrpolicy_allows(t->addresses, (struct sockaddr *)&ss,
+			       t->refused, sizeof(t->refused)))
+		return CURL_SOCKET_BAD;
+	return socket(address->family, address->socktype, address->protocol);
+}
+
 /* Options that never change for the life of the handle. */
 static CURLcode easy_setup(struct transfer_pool *pool, struct transfer *t)
 {
@@ -524,6 +551,13 @@ static CURLcode easy_setup(struct transfer_pool *pool, struct transfer *t)
 	c = first_error(c, curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)t));
 	c = first_error(c, curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, read_header));
 	c = first_error(c, curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)t));
+	t->addresses = pool->addresses;
+	if (pool->addresses) {
+		c = first_error(c, curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION,
+						    open_socket));
+		c = first_error(c, curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA,
+						    (void *)t));
+	}
 	/* HTTP_VERSION stays at libcurl's default, HTTP/2 over TLS when it was
 	 * built with it: setting it would fail on a build without. */
 	return c;
@@ -659,6 +693,7 @@ int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 		goto out;
 	}
 	t->errbuf[0] = '\0';
+	t->refused[0] = '\0';
 	t->received = 0;
 	t->capped = 0;
 	t->has_retry_after = 0;
@@ -779,7 +814,10 @@ static void fill_result(struct transfer *t, CURLcode code,
 			retry_after = TRANSFER_MAX_RETRY_AFTER_S;
 		result->retry_after_ms = (int64_t)retry_after * 1000;
 	}
-	if (result->transport != TRANSPORT_OK)
+	if (result->transport != TRANSPORT_OK && t->refused[0])
+		snprintf(result->error, sizeof(result->error),
+			 "refused to connect: %s (run --deny-private)", t->refused);
+	else if (result->transport != TRANSPORT_OK)
 		snprintf(result->error, sizeof(result->error), "%s",
 			 t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
 }

@@ -84,6 +84,7 @@ struct row {
 	char status[16];
 	int64_t attempts;
 	long http_status;
+	char error[256];
 	char next_attempt_at[TIME_TEXT_SIZE];
 };
 
@@ -94,6 +95,7 @@ static int take_row(const struct history_row *h, void *arg)
 	snprintf(row->status, sizeof(row->status), "%s", h->status);
 	row->attempts = h->attempts;
 	row->http_status = h->http_status;
+	snprintf(row->error, sizeof(row->error), "%s", h->error ? h->error : "");
 	snprintf(row->next_attempt_at, sizeof(row->next_attempt_at), "%s",
 		 h->next_attempt_at ? h->next_attempt_at : "");
 	return 0;
@@ -538,7 +540,13 @@ START_TEST(breaker_pauses_a_dead_endpoint_only)
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 5, 10000), 5);
 	ck_assert_msg(file_has(log_path, "endpoint paused cloud_id=appA", 10000),
 		      "no breaker in the log");
+	/* The log line comes before the outcomes are written: wait for the
+	 * first attempt of every event of app A to be recorded. */
+	for (int waited = 0; total_attempts(&env, a, 8) < 8 && waited < 10000;
+	     waited += 20)
+		tu_sleep_ms(20);
 	before = total_attempts(&env, a, 8);
+	ck_assert_int_ge(before, 8);
 	tu_sleep_ms(1000);
 	after = total_attempts(&env, a, 8);
 	/* At most one probe got through meanwhile. */
@@ -603,6 +611,104 @@ START_TEST(retry_schedule_per_app)
 }
 END_TEST
 
+/* ---- the address guard ------------------------------------------------------ */
+
+/* `smartrelay run --once --deny-private [--allow-private LIST] DB`. */
+static void run_denying(struct env *env, const char *allow)
+{
+	char *err = NULL;
+	int status = allow
+		? tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
+				"--deny-private", "--allow-private", allow,
+				env->db, NULL)
+		: tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
+				"--deny-private", env->db, NULL);
+
+	ck_assert_msg(status == 0, "run exited %d: %s", status, err);
+	free(err);
+}
+
+START_TEST(deny_private_refuses_loopback)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+
+	env_open(&env, "deny");
+	provision(&env, "default", "/notify");
+	id = produce(&env, NULL);
+	run_denying(&env, NULL);
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_msg(strstr(row.error, "refused to connect: 127.0.0.1 is a "
+			     "loopback address") != NULL, "error: %s", row.error);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
+	env_close(&env);
+}
+END_TEST
+
+/* The check is on the address connected to: a name is resolved first. */
+START_TEST(deny_private_refuses_a_name_of_loopback)
+{
+	struct env env;
+	struct row row;
+	char url[128];
+	int64_t id;
+
+	env_open(&env, "deny_name");
+	snprintf(url, sizeof(url), "http://localhost:%d/notify", env.rx.port);
+	config_set(&env, "default", "smartContactNotificationUrl", url);
+	config_set(&env, "default", "smartContactNotificationContentType",
+		   "application/json");
+	id = produce(&env, NULL);
+	run_denying(&env, NULL);
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_msg(strstr(row.error, "loopback") != NULL, "error: %s",
+		      row.error);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(allow_private_lets_listed_addresses_through)
+{
+	struct env env;
+	int64_t id;
+
+	env_open(&env, "allow");
+	provision(&env, "default", "/notify");
+	id = produce(&env, NULL);
+	run_denying(&env, "10.0.0.0/8,127.0.0.1");
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 1);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(address_options_are_checked)
+{
+	static const char *const cases[][3] = {
+		{ "--allow-private", "127.0.0.1", NULL },
+		{ "--deny-private", "--allow-private", "127.0.0.1/40" },
+		{ "--deny-private", "--allow-private", "localhost" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *err = NULL;
+		int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run",
+					   "x.db", cases[i][0], cases[i][1],
+					   cases[i][2], NULL);
+
+		ck_assert_msg(status == 2, "case %zu: exit %d", i, status);
+		ck_assert_msg(strstr(err, "--allow-private") != NULL,
+			      "case %zu: %s", i, err);
+		free(err);
+	}
+}
+END_TEST
+
 static Suite *receivers_suite(void)
 {
 	Suite *s = suite_create("receivers");
@@ -611,6 +717,7 @@ static Suite *receivers_suite(void)
 	TCase *signing = tcase_create("signing");
 	TCase *protection = tcase_create("protection");
 	TCase *retry = tcase_create("retry policy");
+	TCase *addresses = tcase_create("addresses");
 
 	tcase_set_timeout(method, 60);
 	tcase_add_test(method, method_put_sends_put);
@@ -632,7 +739,13 @@ static Suite *receivers_suite(void)
 	tcase_set_timeout(retry, 60);
 	tcase_add_test(retry, max_attempts_per_app);
 	tcase_add_test(retry, retry_schedule_per_app);
+	tcase_set_timeout(addresses, 60);
+	tcase_add_test(addresses, deny_private_refuses_loopback);
+	tcase_add_test(addresses, deny_private_refuses_a_name_of_loopback);
+	tcase_add_test(addresses, allow_private_lets_listed_addresses_through);
+	tcase_add_test(addresses, address_options_are_checked);
 	suite_add_tcase(s, headers);
+	suite_add_tcase(s, addresses);
 	suite_add_tcase(s, protection);
 	suite_add_tcase(s, retry);
 	suite_add_tcase(s, signing);
