@@ -2,7 +2,8 @@
  * endpoint.h - one app's provisioning options, validated and ready to use.
  *
  * Turns the config rows of one cloud_id into an endpoint: a compiled body
- * template and a transfer endpoint (URL, headers, auth, timeout). Every rule
+ * template, a transfer endpoint (URL, method, headers, auth, signing,
+ * timeout) and the app's delivery policy (limits, retries). Every rule
  * of the contract about options lives here; a rule broken is a configuration
  * error whose text names the cloud_id, the key and the reason, and the
  * events of that app wait untouched until the config is fixed.
