@@ -547,6 +547,11 @@ static void outcomes_flush(struct relay *relay)
 		relay->done = f->next;
 		if (f->gone)
 			app_disable(relay, f->app);
+		/* The relay's own commits leave PRAGMA data_version alone, so
+		 * a retry it just scheduled must be remembered here. */
+		if (!relay->opt->once && f->outcome.status == EVENT_PENDING &&
+		    f->outcome.next_attempt_ms < f->app->next_due_ms)
+			f->app->next_due_ms = f->outcome.next_attempt_ms;
 		flight_release(relay, f);
 	}
 	relay->done_count = 0;

@@ -568,6 +568,49 @@ START_TEST(breaker_pauses_a_dead_endpoint_only)
 }
 END_TEST
 
+/* Every event fails once, then succeeds: the breaker opens on the first
+ * five failures, one probe succeeds after the pause, and the rest follow;
+ * no event spent an attempt while the endpoint was paused. */
+START_TEST(breaker_closes_when_the_probe_succeeds)
+{
+	struct env env;
+	char *log_path;
+	int64_t ids[5];
+	pid_t pid;
+
+	env_open(&env, "breaker_close");
+	provision(&env, "default", "/seq/503,204");
+	for (int i = 0; i < 5; i++)
+		ids[i] = produce(&env, NULL);
+	log_path = tu_path(env.dir, "daemon.log");
+	{
+		char *argv[] = {
+			getenv("SMARTRELAY_BIN"), (char *)"run", env.db,
+			(char *)"--retry-base", (char *)"0.05",
+			(char *)"--retry-max", (char *)"0.1", NULL,
+		};
+		pid = tu_spawn(argv, NULL, log_path);
+	}
+	/* Five 503s, then a 204 per event once the pause is over. */
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 10, 30000), 10);
+	ck_assert_msg(file_has(log_path, "endpoint answers again cloud_id=default",
+			       5000), "breaker never closed");
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	ck_assert(file_has(log_path, "endpoint paused cloud_id=default", 0));
+	ck_assert(file_has(log_path, "probing paused endpoint cloud_id=default", 0));
+	for (int i = 0; i < 5; i++) {
+		struct row row = fetch(&env, ids[i]);
+
+		ck_assert_str_eq(row.status, "delivered");
+		ck_assert_int_eq(row.attempts, 2);
+	}
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 11, 0), 10);
+	free(log_path);
+	env_close(&env);
+}
+END_TEST
+
 /* ---- retry policy --------------------------------------------------------- */
 
 START_TEST(max_attempts_per_app)
@@ -585,6 +628,35 @@ START_TEST(max_attempts_per_app)
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_int_eq(row.http_status, 503);
+	env_close(&env);
+}
+END_TEST
+
+/* A running relay sends a retry when it falls due, with nothing else
+ * happening in the database meanwhile. */
+START_TEST(daemon_retries_when_due)
+{
+	struct env env;
+	struct row row;
+	int64_t id;
+	pid_t pid;
+
+	env_open(&env, "daemon_retry");
+	provision(&env, "default", "/seq/503,204");
+	id = produce(&env, NULL);
+	{
+		char *argv[] = {
+			getenv("SMARTRELAY_BIN"), (char *)"run", env.db,
+			(char *)"--retry-base", (char *)"0.2", NULL,
+		};
+		pid = tu_spawn(argv, NULL, NULL);
+	}
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 10000), 2);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "delivered");
+	ck_assert_int_eq(row.attempts, 2);
 	env_close(&env);
 }
 END_TEST
@@ -736,7 +808,9 @@ static Suite *receivers_suite(void)
 	tcase_add_test(protection, max_concurrency_one_sends_one_at_a_time);
 	tcase_add_test(protection, max_rate_spaces_requests);
 	tcase_add_test(protection, breaker_pauses_a_dead_endpoint_only);
+	tcase_add_test(protection, breaker_closes_when_the_probe_succeeds);
 	tcase_set_timeout(retry, 60);
+	tcase_add_test(retry, daemon_retries_when_due);
 	tcase_add_test(retry, max_attempts_per_app);
 	tcase_add_test(retry, retry_schedule_per_app);
 	tcase_set_timeout(addresses, 60);
