@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "endpoint.h"
+#include "guard.h"
 #include "log.h"
 #include "policy.h"
 #include "relay.h"
@@ -41,6 +42,11 @@
 #define LEASE_MARGIN_MS 5000
 /* Pending cloud_ids looked at for a missing config, at most. */
 #define MAX_UNKNOWN_APPS 64
+/* The circuit breaker of every endpoint: open after this many transient
+ * failures in a row, probe after a pause that doubles up to the maximum. */
+#define BREAKER_THRESHOLD 5
+#define BREAKER_PAUSE_MIN_MS 5000
+#define BREAKER_PAUSE_MAX_MS 300000
 #define ERROR_SIZE 320
 /*
  * A producer's commit writes the -wal file (which wakes the loop) a moment
@@ -64,6 +70,7 @@ struct app {
 	int64_t next_due_ms;    /* INT64_MIN: look now; INT64_MAX: none */
 	int configured;         /* fingerprint and ep describe the rows */
 	int seen;               /* still present at the last reload */
+	struct guard guard;     /* outlives config changes, like the app */
 };
 
 /* One claimed event: in flight, or finished and waiting to be recorded. */
@@ -76,6 +83,7 @@ struct flight {
 	char error[ERROR_SIZE];
 	struct outcome outcome;
 	int gone;               /* answered 410 Gone */
+	int probe;              /* the probe of the app's open breaker */
 	struct flight *next;    /* in the free list or the done list */
 };
 
@@ -214,6 +222,7 @@ static struct app *app_add(struct relay *relay, const char *cloud_id)
 		return NULL;
 	}
 	app->next_due_ms = INT64_MIN;
+	guard_init(&app->guard);
 	relay->apps[relay->app_count++] = app;
 	return app;
 }
@@ -329,6 +338,49 @@ static int app_ready(const struct app *app)
 	return app->ep && !app->ep->disabled;
 }
 
+/* The limits of the app's current config (none while it has none). */
+static struct guard_settings app_guard_settings(const struct app *app)
+{
+	struct guard_settings s = {
+		.breaker_threshold = BREAKER_THRESHOLD,
+		.pause_min_ms = BREAKER_PAUSE_MIN_MS,
+		.pause_max_ms = BREAKER_PAUSE_MAX_MS,
+	};
+
+	if (app->ep) {
+		s.max_concurrency = app->ep->max_concurrency;
+		s.max_rate = app->ep->max_rate;
+	}
+	return s;
+}
+
+/* The breaker's changes are what an operator must see. */
+static void app_guard_finished(struct app *app, int transient, int probe)
+{
+	struct guard_settings s = app_guard_settings(app);
+
+	switch (guard_finished(&app->guard, &s, transient, probe,
+			       time_mono_ms())) {
+	case GUARD_OPENED:
+		log_error("endpoint paused cloud_id=%s after %d transient "
+			  "failures in a row; its events wait, next probe in "
+			  "%" PRId64 " ms", app->cloud_id, s.breaker_threshold,
+			  app->guard.pause_ms);
+		break;
+	case GUARD_REOPENED:
+		log_error("endpoint still failing cloud_id=%s; next probe in %"
+			  PRId64 " ms", app->cloud_id, app->guard.pause_ms);
+		break;
+	case GUARD_CLOSED:
+		log_warn("endpoint answers again cloud_id=%s; resuming delivery",
+			 app->cloud_id);
+		break;
+	case GUARD_SAME:
+	default:
+		break;
+	}
+}
+
 /* ---- outcomes --------------------------------------------------------- */
 
 static void flight_finish(struct relay *relay, struct flight *f)
@@ -359,16 +411,41 @@ static void outcome_unrenderable(struct relay *relay, struct flight *f,
 	flight_finish(relay, f);
 }
 
+/*
+ * With a RetrySchedule, the delay after attempt n is the schedule's entry n
+ * (the last repeating), jittered like the exponential one and capped at the
+ * schedule's longest entry, which also bounds a Retry-After. Returns the
+ * attempt number to hand policy_backoff.
+ */
+static int64_t retry_settings(const struct endpoint *ep, int64_t attempt,
+			      struct backoff *settings)
+{
+	size_t count = ep ? ep->retry_schedule_count : 0;
+	size_t i;
+
+	if (count == 0)
+		return attempt;
+	i = attempt - 1 < (int64_t)count ? (size_t)(attempt - 1) : count - 1;
+	settings->base_ms = ep->retry_schedule_ms[i];
+	settings->max_ms = 0;
+	for (size_t k = 0; k < count; k++)
+		settings->max_ms = max64(settings->max_ms, ep->retry_schedule_ms[k]);
+	return 1;
+}
+
 /* Decides what the attempt means for the row, from its verdict. */
 static void outcome_attempted(struct relay *relay, struct flight *f,
 			      const struct transfer_result *result)
 {
 	const struct relay_options *opt = relay->opt;
+	const struct endpoint *ep = f->app->ep; /* NULL after a bad change */
 	enum verdict verdict = policy_classify(result->transport,
 					       result->http_status);
 	struct outcome *o = &f->outcome;
 	int64_t attempt = f->attempts + 1;
-	int last = f->budget_used + 1 >= opt->max_attempts;
+	int64_t max_attempts = ep && ep->max_attempts ? ep->max_attempts
+						      : opt->max_attempts;
+	int last = f->budget_used + 1 >= max_attempts;
 	const char *outcome_name;
 
 	memset(o, 0, sizeof(*o));
@@ -406,10 +483,12 @@ static void outcome_attempted(struct relay *relay, struct flight *f,
 			struct backoff settings = {
 				opt->retry_base_ms, opt->retry_max_ms
 			};
+			int64_t n = retry_settings(ep, f->budget_used + 1,
+						   &settings);
 
 			o->status = EVENT_PENDING;
 			o->next_attempt_ms = o->finished_ms +
-				policy_backoff(&settings, f->budget_used + 1,
+				policy_backoff(&settings, n,
 					       result->retry_after_ms,
 					       rng_unit(relay));
 			outcome_name = "retry";
@@ -492,6 +571,11 @@ static void outcomes_flush(struct relay *relay)
 		relay->done = f->next;
 		if (f->gone)
 			app_disable(relay, f->app);
+		/* The relay's own commits leave PRAGMA data_version alone, so
+		 * a retry it just scheduled must be remembered here. */
+		if (!relay->opt->once && f->outcome.status == EVENT_PENDING &&
+		    f->outcome.next_attempt_ms < f->app->next_due_ms)
+			f->app->next_due_ms = f->outcome.next_attempt_ms;
 		flight_release(relay, f);
 	}
 	relay->done_count = 0;
@@ -537,6 +621,14 @@ static void flight_start(struct relay *relay, struct flight *f,
 		flight_release(relay, f);
 		return;
 	}
+	{
+		struct guard_settings s = app_guard_settings(f->app);
+
+		f->probe = guard_started(&f->app->guard, &s, time_mono_ms());
+	}
+	if (f->probe)
+		log_info("probing paused endpoint cloud_id=%s with id=%" PRId64,
+			 f->app->cloud_id, f->id);
 	log_debug("sending id=%" PRId64 " cloud_id=%s attempt=%" PRId64
 		  " bytes=%zu", f->id, f->app->cloud_id, f->attempts + 1, len);
 }
@@ -613,12 +705,18 @@ static void claim_due(struct relay *relay)
 	start = relay->claim_rotation++ % relay->app_count;
 	for (size_t k = 0; k < relay->app_count && slots > 0; k++) {
 		struct app *app = relay->apps[(start + k) % relay->app_count];
-		size_t share = (slots + due - 1) / due;
+		struct guard_settings s;
+		size_t allowed, share;
 
 		if (!app_ready(app) || app->next_due_ms > now)
 			continue;
-		slots -= app_claim(relay, app, share, now);
+		share = (slots + due - 1) / due;
 		due--;
+		s = app_guard_settings(app);
+		allowed = guard_allowance(&app->guard, &s, time_mono_ms());
+		if (allowed == 0)
+			continue;
+		slots -= app_claim(relay, app, allowed < share ? allowed : share, now);
 	}
 }
 
@@ -629,6 +727,10 @@ static void reap_finished(struct relay *relay)
 	while (transfer_pool_reap(relay->pool, &result) == 1) {
 		struct flight *f = result.owner;
 
+		app_guard_finished(f->app,
+				   policy_classify(result.transport,
+						   result.http_status) == VERDICT_RETRY,
+				   f->probe);
 		outcome_attempted(relay, f, &result);
 		flight_finish(relay, f);
 	}
@@ -645,6 +747,7 @@ static void collect_cancelled(void *owner, void *arg)
 	struct flight *f = owner;
 	struct release_list *list = arg;
 
+	guard_cancelled(&f->app->guard, f->probe);
 	list->ids[list->count] = f->id;
 	list->tokens[list->count] = f->token;
 	list->count++;
@@ -805,12 +908,20 @@ static int wait_ms(struct relay *relay)
 		return (int)min64(wait, max64(relay->store_retry_at_ms -
 					      time_mono_ms(), 0));
 	for (size_t i = 0; i < relay->app_count; i++) {
-		const struct app *app = relay->apps[i];
+		struct app *app = relay->apps[i];
+		struct guard_settings s;
+		int64_t guard_ms;
 
 		if (!app_ready(app) || app->next_due_ms == INT64_MAX)
 			continue;
-		wait = app->next_due_ms <= now ? 0
-			: min64(wait, app->next_due_ms - now);
+		/* A limit that only a finished transfer lifts: the network
+		 * wakes the loop then. */
+		s = app_guard_settings(app);
+		guard_ms = guard_wait_ms(&app->guard, &s, time_mono_ms());
+		if (guard_ms < 0)
+			continue;
+		wait = min64(wait, max64(guard_ms, app->next_due_ms <= now ? 0
+					 : app->next_due_ms - now));
 	}
 	return (int)wait;
 }
@@ -819,8 +930,10 @@ static int once_finished(struct relay *relay)
 {
 	if (transfer_pool_active(relay->pool) > 0 || relay->done)
 		return 0;
+	/* An app whose breaker is open is done: its events wait. */
 	for (size_t i = 0; i < relay->app_count; i++)
 		if (app_ready(relay->apps[i]) &&
+		    !guard_is_open(&relay->apps[i]->guard) &&
 		    relay->apps[i]->next_due_ms != INT64_MAX)
 			return 0;
 	return 1;
@@ -920,6 +1033,7 @@ static int relay_start(struct relay *relay, const char *db_path)
 	struct transfer_pool_options pool_options = {
 		.max_transfers = relay->opt->concurrency,
 		.ca_file = relay->opt->ca_file,
+		.addresses = relay->opt->addresses,
 	};
 	char err[512];
 	int rc;
