@@ -146,6 +146,7 @@ struct event {
 	int64_t attempts;       /* attempts made before this claim */
 	int64_t budget_used;    /* attempts made since the last requeue */
 	int64_t claim_token;
+	int64_t created_ms;     /* created_at; 0 when unreadable */
 };
 
 struct claim_request {
@@ -211,6 +212,26 @@ int store_record(struct store *store, const struct outcome *outcomes,
  */
 int store_release(struct store *store, const int64_t *ids,
 		  const int64_t *tokens, size_t count);
+
+/* ---- queue depth ------------------------------------------------------ */
+
+/* The pending or sending events of one cloud_id; cloud_id borrowed. */
+struct queue_depth {
+	const char *cloud_id;
+	enum event_status status;  /* EVENT_PENDING or EVENT_SENDING */
+	int64_t count;
+	int64_t oldest_created_ms; /* the oldest created_at; 0 when unreadable */
+};
+
+/*
+ * Calls each(depth, arg) for every (cloud_id, status) that has pending or
+ * sending events, at most max of them. Reads the states' partial indexes
+ * only, so its cost grows with the queue, not with the history. A non-zero
+ * return from each stops the walk and is returned.
+ */
+int store_queue_depth(struct store *store, size_t max,
+		      int (*each)(const struct queue_depth *depth, void *arg),
+		      void *arg);
 
 /* ---- history ---------------------------------------------------------- */
 

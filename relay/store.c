@@ -66,6 +66,7 @@ enum stmt {
 	STMT_RELEASE,
 	STMT_HISTORY,
 	STMT_ATTEMPTS,
+	STMT_QUEUE_DEPTH,
 	STMT_COUNT
 };
 
@@ -144,7 +145,8 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"               LIMIT ?6)"
 		" RETURNING id, cloud_id, new_smart_number, network_id,"
 		"           new_smart_uri, interested_parties, attempts,"
-		"           attempts - budget_start, ifnull(next_attempt_at, '')" },
+		"           attempts - budget_start, ifnull(next_attempt_at, ''),"
+		"           created_at" },
 	[STMT_MAX_EVENT_ID] = { "max_event_id",
 		/* max() of the rowid reads the last entry of the table. */
 		"SELECT ifnull(max(id), 0) FROM outbox" },
@@ -198,6 +200,15 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"SELECT id, outbox_id, attempt, started_at, duration_ms,"
 		"       http_status, error"
 		"  FROM delivery_attempts WHERE outbox_id = ?1 ORDER BY attempt" },
+	[STMT_QUEUE_DEPTH] = { "queue_depth",
+		/* Two selects, so that each reads its state's partial index and
+		 * the delivered and failed history is never walked. */
+		"SELECT cloud_id, 'pending', count(*), min(created_at) FROM outbox"
+		" WHERE status = 'pending' GROUP BY cloud_id"
+		" UNION ALL"
+		" SELECT cloud_id, 'sending', count(*), min(created_at) FROM outbox"
+		" WHERE status = 'sending' GROUP BY cloud_id"
+		" LIMIT ?1" },
 };
 
 struct store {
@@ -392,6 +403,23 @@ static int column_strdup(struct store *store, enum stmt id, int col,
 		return STORE_ERROR;
 	}
 	return STORE_OK;
+}
+
+/*
+ * Column col, a timestamp, as ms in *ms; 0 when it is NULL or not in the
+ * contract's format (a hand-edited row), which only costs that row its
+ * place in a statistic, never its delivery.
+ */
+static int column_time(struct store *store, enum stmt id, int col,
+		       int64_t *ms)
+{
+	const char *text;
+	int rc = column_text(store, id, col, &text);
+
+	*ms = 0;
+	if (rc == STORE_OK && text != NULL && time_parse(text, ms) != 0)
+		*ms = 0;
+	return rc;
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -966,6 +994,8 @@ static int claimed_read(struct store *store, struct claimed *c, int64_t token)
 				   &c->event.interested_parties);
 	if (rc == STORE_OK)
 		rc = column_strdup(store, STMT_CLAIM, 8, &c->due);
+	if (rc == STORE_OK)
+		rc = column_time(store, STMT_CLAIM, 9, &c->event.created_ms);
 	return rc;
 }
 
@@ -1371,6 +1401,47 @@ int store_attempts(struct store *store, int64_t outbox_id,
 			rc = column_text(store, id, 6, &a.error);
 		if (rc == STORE_OK)
 			stopped = each(&a, arg);
+	}
+	rc = stmt_reset(store, id, rc);
+	return rc == STORE_OK ? stopped : rc;
+}
+
+/* ---- queue depth ------------------------------------------------------- */
+
+int store_queue_depth(struct store *store, size_t max,
+		      int (*each)(const struct queue_depth *depth, void *arg),
+		      void *arg)
+{
+	const enum stmt id = STMT_QUEUE_DEPTH;
+	sqlite3_stmt *stmt = store->stmts[id];
+	int stopped = 0;
+	int row = 1;
+	int rc = stmt_idle(store, id);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_int64(store, id, 1, size_to_int64(max));
+	while (rc == STORE_OK && !stopped) {
+		struct queue_depth d;
+		const char *status = NULL;
+
+		rc = stmt_step(store, id, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		memset(&d, 0, sizeof d);
+		d.count = sqlite3_column_int64(stmt, 2);
+		rc = column_text(store, id, 0, &d.cloud_id);
+		if (rc == STORE_OK)
+			rc = column_text(store, id, 1, &status);
+		if (rc == STORE_OK)
+			rc = column_time(store, id, 3, &d.oldest_created_ms);
+		if (rc == STORE_OK && (d.cloud_id == NULL || status == NULL ||
+				       store_status_parse(status, &d.status) != 0)) {
+			store_seterr(store, "queue_depth: unexpected row");
+			rc = STORE_ERROR;
+		}
+		if (rc == STORE_OK)
+			stopped = each(&d, arg);
 	}
 	rc = stmt_reset(store, id, rc);
 	return rc == STORE_OK ? stopped : rc;
