@@ -16,7 +16,7 @@ CC      ?= cc
 PKG_CONFIG ?= pkg-config
 CFLAGS  ?= -O2 -g
 
-PKGS      = sqlite3 libcurl jansson libxml-2.0
+PKGS      = sqlite3 libcurl jansson libxml-2.0 libmicrohttpd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
@@ -44,6 +44,7 @@ LIB_SRCS = \
 	relay/cmd_run.c \
 	relay/endpoint.c \
 	relay/log.c \
+	relay/metrics.c \
 	relay/policy.c \
 	relay/relay.c \
 	relay/render.c \

@@ -25,6 +25,7 @@ struct relay_options {
 	int64_t lease_ms;      /* how long a claim holds */
 	int64_t grace_ms;      /* how long a stop waits for transfers */
 	const char *ca_file;   /* NULL: the system's CA store */
+	const char *metrics_listen; /* NULL, or HOST:PORT serving /metrics */
 };
 
 /* The contract's defaults (section 7.6). */

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "timeutil.h"
 
@@ -27,13 +28,15 @@ static const char run_usage[] =
 	"                     take the event over (60; longer than --timeout)\n"
 	"  --grace S          how long a stop waits for transfers in flight (10)\n"
 	"  --ca-file FILE     CA certificates for https (default: the system's)\n"
+	"  --metrics-listen HOST:PORT\n"
+	"                     serve Prometheus metrics at GET /metrics there\n"
 	"  -v, --verbose      debug logging\n"
 	"  --syslog           log to syslog instead of stderr\n";
 
 enum {
 	OPT_ONCE = 256, OPT_CONCURRENCY, OPT_TIMEOUT, OPT_MAX_ATTEMPTS,
 	OPT_RETRY_BASE, OPT_RETRY_MAX, OPT_LEASE, OPT_GRACE, OPT_CA_FILE,
-	OPT_SYSLOG,
+	OPT_SYSLOG, OPT_METRICS_LISTEN,
 };
 
 /* A week bounds every duration option: longer is surely a typo. */
@@ -61,10 +64,12 @@ int cmd_run(int argc, char **argv)
 		{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct relay_options opt;
+	char err[320];
 	const char *db;
 	int64_t n;
 	int c, rc = 0;
@@ -105,6 +110,12 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_CA_FILE:
 			opt.ca_file = optarg;
+			break;
+		case OPT_METRICS_LISTEN:
+			if (metrics_check_listen(optarg, err, sizeof(err)) != 0)
+				return cli_usage_error("run", "--metrics-listen: %s",
+						       err);
+			opt.metrics_listen = optarg;
 			break;
 		case 'v':
 			log_set_level(LOG_LEVEL_DEBUG);

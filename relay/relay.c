@@ -22,6 +22,7 @@
 
 #include "endpoint.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "relay.h"
 #include "render.h"
@@ -58,6 +59,7 @@ struct flight {
 	int64_t token;
 	int64_t attempts;       /* before this attempt */
 	int64_t budget_used;
+	int64_t created_ms;     /* the event's created_at; 0: unknown */
 	struct app *app;        /* borrowed; apps live as long as the relay */
 	char error[ERROR_SIZE];
 	struct outcome outcome;
@@ -69,6 +71,7 @@ struct relay {
 	const struct relay_options *opt;
 	struct store *store;
 	struct transfer_pool *pool;
+	struct metrics *metrics; /* NULL without --metrics-listen */
 
 	/* Every cloud_id met, configured or not. Pointers, so that a flight's
 	 * app stays put when the table grows. */
@@ -221,9 +224,13 @@ static void app_configure(struct relay *relay, struct app *app,
 			   &ep, err, sizeof(err)) != 0) {
 		log_error("config error: %s; events of cloud_id=%s wait",
 			  err, app->cloud_id);
+		metrics_config_state(relay->metrics, app->cloud_id,
+				     METRICS_CONFIG_ERROR);
 		return;
 	}
 	app->ep = ep;
+	metrics_config_state(relay->metrics, app->cloud_id, ep->disabled
+			     ? METRICS_CONFIG_DISABLED : METRICS_CONFIG_OK);
 	if (ep->disabled)
 		log_warn("endpoint disabled cloud_id=%s reason=\"%s\"; its events "
 			 "wait until `smartrelay config DB enable --cloud-id %s`",
@@ -332,6 +339,7 @@ static void outcome_unrenderable(struct relay *relay, struct flight *f,
 	f->outcome.error = f->error;
 	log_warn("event failed id=%" PRId64 " cloud_id=%s outcome=unrenderable "
 		 "error=\"%s\"", f->id, f->app->cloud_id, reason);
+	metrics_unrenderable(relay->metrics, f->app->cloud_id);
 	flight_finish(relay, f);
 }
 
@@ -403,6 +411,11 @@ static void outcome_attempted(struct relay *relay, struct flight *f,
 		break;
 	}
 	o->error = f->error[0] ? f->error : NULL;
+	metrics_attempt(relay->metrics, f->app->cloud_id, outcome_name,
+			result->transport, o->http_status);
+	if (verdict == VERDICT_DELIVERED && f->created_ms)
+		metrics_delivered(relay->metrics, f->app->cloud_id,
+				  o->finished_ms - f->created_ms);
 	if (verdict == VERDICT_DELIVERED)
 		log_info("attempt id=%" PRId64 " cloud_id=%s attempt=%" PRId64
 			 " outcome=%s status=%ld duration_ms=%" PRId64,
@@ -433,6 +446,8 @@ static void app_disable(struct relay *relay, struct app *app)
 		store_trouble(relay, "disable endpoint", rc);
 	if (app->ep && !app->ep->disabled)
 		app->ep->disabled = strdup(reason);
+	metrics_config_state(relay->metrics, app->cloud_id,
+			     METRICS_CONFIG_DISABLED);
 	log_error("endpoint disabled cloud_id=%s reason=\"%s\"; enable it with "
 		  "`smartrelay config DB enable --cloud-id %s`",
 		  app->cloud_id, reason, app->cloud_id);
@@ -490,6 +505,7 @@ static void flight_start(struct relay *relay, struct flight *f,
 	f->token = ev->claim_token;
 	f->attempts = ev->attempts;
 	f->budget_used = ev->budget_used;
+	f->created_ms = ev->created_ms;
 	f->gone = 0;
 	if (render_body(f->app->ep->tmpl, &fields, &body, &len, err,
 			sizeof(err)) != 0) {
@@ -536,6 +552,7 @@ static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 		return 0;
 	}
 	store_healthy(relay);
+	metrics_claimed(relay->metrics, app->cloud_id, count);
 	for (size_t i = 0; i < count; i++) {
 		struct flight *f = relay->free_flights;
 
@@ -649,6 +666,7 @@ static void sweep(struct relay *relay, int64_t now_mono)
 		store_trouble(relay, "lease recovery", rc);
 		return;
 	}
+	metrics_recovered(relay->metrics, recovered);
 	if (recovered > 0) {
 		log_warn("took over %" PRId64 " events whose relay stopped "
 			 "before recording an outcome", recovered);
@@ -779,7 +797,9 @@ static int signals_open(sigset_t *old)
 static int relay_loop(struct relay *relay)
 {
 	for (;;) {
-		int fds[2] = { relay->signal_fd, relay->watch_fd };
+		/* A -1 (no watch, no metrics) is never ready. */
+		int fds[3] = { relay->signal_fd, relay->watch_fd,
+			       metrics_fd(relay->metrics) };
 		unsigned ready = 0;
 		int64_t now_mono = time_mono_ms();
 
@@ -793,8 +813,10 @@ static int relay_loop(struct relay *relay)
 		}
 		if (relay->opt->once && !relay->stopping && once_finished(relay))
 			break;
-		if (transfer_pool_poll(relay->pool, wait_ms(relay), fds,
-				       relay->watch_fd >= 0 ? 2 : 1, &ready) != 0) {
+		metrics_in_flight(relay->metrics, transfer_pool_active(relay->pool));
+		if (transfer_pool_poll(relay->pool,
+				       metrics_wait_ms(relay->metrics, wait_ms(relay)),
+				       fds, 3, &ready) != 0) {
 			log_error("transfer poll failed");
 			return 1;
 		}
@@ -802,6 +824,7 @@ static int relay_loop(struct relay *relay)
 			handle_signals(relay);
 		if (ready & 2u)
 			drain(relay->watch_fd);
+		metrics_serve(relay->metrics);
 		reap_finished(relay);
 		outcomes_flush(relay);
 		if (!relay->opt->once) {
@@ -861,6 +884,15 @@ static int relay_start(struct relay *relay, const char *db_path)
 		relay->rng = (uint64_t)time_now_ms() ^ ((uint64_t)getpid() << 32);
 	relay->rng |= 1;
 	relay->watch_fd = relay->opt->once ? -1 : watch_open(db_path);
+	if (relay->opt->metrics_listen) {
+		if (metrics_open(relay->opt->metrics_listen, relay->store,
+				 &relay->metrics, err, sizeof(err)) != 0) {
+			log_error("metrics: %s", err);
+			return -1;
+		}
+		log_info("metrics listening on %s port=%d",
+			 relay->opt->metrics_listen, metrics_port(relay->metrics));
+	}
 	return 0;
 }
 
@@ -885,6 +917,7 @@ int relay_run(const char *db_path, const struct relay_options *options)
 		log_error("%s: %s", db_path, store_errmsg(relay.store));
 		goto out;
 	}
+	metrics_recovered(relay.metrics, recovered);
 	if (recovered > 0)
 		log_warn("took over %" PRId64 " events whose relay stopped before "
 			 "recording an outcome", recovered);
@@ -900,6 +933,7 @@ out:
 		transfer_pool_free(relay.pool);
 	apps_free(&relay);
 	free(relay.flights);
+	metrics_close(relay.metrics);
 	store_close(relay.store);
 	if (relay.watch_fd >= 0)
 		close(relay.watch_fd);
