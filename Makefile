@@ -56,6 +56,7 @@ MIGRATIONS = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 
 UNIT_TESTS = \
 	test_endpoint \
+	test_metrics \
 	test_policy \
 	test_render \
 	test_store \
