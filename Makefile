@@ -64,7 +64,8 @@ UNIT_TESTS = \
 	test_transfer
 
 INTEGRATION_TESTS = \
-	test_integration
+	test_integration \
+	test_observe
 
 TOOLS = receiver
 
