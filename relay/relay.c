@@ -484,8 +484,9 @@ static void outcomes_flush(struct relay *relay)
 		if (f->gone)
 			app_disable(relay, f->app);
 		/* Our own commits do not show as a database change: a retry
-		 * must set its app's next due time itself. */
-		if (f->outcome.status == EVENT_PENDING)
+		 * must set its app's next due time itself (--once leaves
+		 * retries to the next run). */
+		if (f->outcome.status == EVENT_PENDING && !relay->opt->once)
 			f->app->next_due_ms = min64(f->app->next_due_ms,
 						    f->outcome.next_attempt_ms);
 		flight_release(relay, f);

@@ -211,6 +211,40 @@ START_TEST(scrape_counts_deliveries_failures_and_config)
 }
 END_TEST
 
+/* The daemon wakes for its own retries, and counts each attempt. */
+START_TEST(daemon_retries_when_due_and_counts_them)
+{
+	static const char *const want[] = {
+		"smartrelay_attempts_total{cloud_id=\"default\",outcome=\"retry\",transport=\"ok\",status=\"503\"} 2",
+		"smartrelay_attempts_total{cloud_id=\"default\",outcome=\"failed\",transport=\"ok\",status=\"503\"} 1",
+		"smartrelay_events_claimed_total{cloud_id=\"default\"} 3",
+	};
+	struct env env;
+	char *body;
+	char *argv[] = {
+		getenv("SMARTRELAY_BIN"), (char *)"run", NULL,
+		(char *)"--metrics-listen", (char *)"127.0.0.1:0",
+		(char *)"--retry-base", (char *)"0.05", (char *)"--max-attempts",
+		(char *)"3", NULL,
+	};
+	int port;
+	pid_t pid;
+
+	env_open(&env, "observe_retry");
+	provision(&env, "default", "/status/503");
+	produce(&env, "default", parties);
+	argv[2] = env.db;
+	pid = tu_spawn(argv, NULL, env.log);
+	port = metrics_port_from_log(env.log);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 3, 10000), 3);
+	body = scrape_until(port, want, sizeof(want) / sizeof(want[0]));
+	free(body);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	env_close(&env);
+}
+END_TEST
+
 START_TEST(bad_metrics_listen_is_usage_error)
 {
 	static const char *const bad[] = {
@@ -401,6 +435,7 @@ static Suite *observe_suite(void)
 	tcase_set_timeout(metrics, 60);
 	tcase_set_timeout(log, 60);
 	tcase_add_test(metrics, scrape_counts_deliveries_failures_and_config);
+	tcase_add_test(metrics, daemon_retries_when_due_and_counts_them);
 	tcase_add_test(metrics, bad_metrics_listen_is_usage_error);
 	tcase_add_test(metrics, metrics_port_in_use_is_runtime_error);
 	tcase_add_test(log, log_lines_are_key_value);
