@@ -173,6 +173,7 @@ int store_max_event_id(struct store *store, int64_t *id);
 /*
  * Puts sending rows whose lease ended at or before now_ms back to pending,
  * due now, without counting an attempt. *recovered (may be NULL) is how many.
+ * Each is logged (warn, with its id and cloud_id) once the change committed.
  */
 int store_recover_leases(struct store *store, int64_t now_ms,
 			 int64_t *recovered);

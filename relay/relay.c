@@ -523,7 +523,9 @@ static void flight_start(struct relay *relay, struct flight *f,
 		/* Not the event's fault: it goes back as if never claimed. */
 		int64_t id = f->id, token = f->token;
 
-		log_error("cannot start transfer id=%" PRId64 ": %s", id, err);
+		log_error("transfer not started id=%" PRId64 " cloud_id=%s "
+			  "error=\"%s\"; the event is put back", id,
+			  f->app->cloud_id, err);
 		if (store_release(relay->store, &id, &token, 1) != STORE_OK)
 			log_error("release id=%" PRId64 ": %s", id,
 				  store_errmsg(relay->store));
@@ -621,6 +623,8 @@ static void collect_cancelled(void *owner, void *arg)
 	struct flight *f = owner;
 	struct release_list *list = arg;
 
+	log_info("cancelled id=%" PRId64 " cloud_id=%s: still in flight at the "
+		 "end of the grace period", f->id, f->app->cloud_id);
 	list->ids[list->count] = f->id;
 	list->tokens[list->count] = f->token;
 	list->count++;

@@ -154,7 +154,8 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"UPDATE outbox"
 		"   SET status = 'pending', next_attempt_at = NULL,"
 		"       claim_token = NULL, lease_until = NULL"
-		" WHERE status = 'sending' AND lease_until <= ?1" },
+		" WHERE status = 'sending' AND lease_until <= ?1"
+		" RETURNING id, cloud_id" },
 	[STMT_NEXT_DUE] = { "next_due",
 		"SELECT ifnull(next_attempt_at, '') FROM outbox"
 		" WHERE status = 'pending' AND cloud_id = ifnull(?1, 'default')"
@@ -1092,11 +1093,19 @@ int store_max_event_id(struct store *store, int64_t *id)
 	return stmt_reset(store, STMT_MAX_EVENT_ID, rc);
 }
 
+/* A claim taken over, logged once the takeover has committed. */
+struct taken_over {
+	int64_t id;
+	char *cloud_id;
+};
+
 int store_recover_leases(struct store *store, int64_t now_ms,
 			 int64_t *recovered)
 {
 	char now[TIME_TEXT_SIZE];
-	int64_t changes = 0;
+	struct taken_over *list = NULL;
+	size_t n = 0, cap = 0;
+	int row = 1;
 	int rc;
 
 	time_format(now_ms, now);
@@ -1104,15 +1113,31 @@ int store_recover_leases(struct store *store, int64_t now_ms,
 	if (rc != STORE_OK)
 		return rc;
 	rc = bind_text(store, STMT_RECOVER_LEASES, 1, now);
-	if (rc == STORE_OK) {
-		rc = stmt_exec(store, STMT_RECOVER_LEASES);
-		changes = sqlite3_changes64(store->db);
-	} else {
-		rc = stmt_reset(store, STMT_RECOVER_LEASES, rc);
+	while (rc == STORE_OK) {
+		rc = stmt_step(store, STMT_RECOVER_LEASES, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		rc = array_grow(store, (void **)&list, &cap, n, sizeof *list);
+		if (rc == STORE_OK) {
+			list[n].id = sqlite3_column_int64(
+				store->stmts[STMT_RECOVER_LEASES], 0);
+			rc = column_strdup(store, STMT_RECOVER_LEASES, 1,
+					   &list[n++].cloud_id);
+		}
 	}
+	rc = stmt_reset(store, STMT_RECOVER_LEASES, rc);
 	rc = tx_end(store, rc);
-	if (rc == STORE_OK && recovered != NULL)
-		*recovered = changes;
+	if (rc == STORE_OK) {
+		for (size_t i = 0; i < n; i++)
+			log_warn("lease expired id=%" PRId64 " cloud_id=%s: "
+				 "back to pending, no attempt counted",
+				 list[i].id, list[i].cloud_id);
+		if (recovered != NULL)
+			*recovered = size_to_int64(n);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(list[i].cloud_id);
+	free(list);
 	return rc;
 }
 

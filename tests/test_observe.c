@@ -426,6 +426,35 @@ START_TEST(log_lines_are_key_value)
 }
 END_TEST
 
+START_TEST(log_names_each_cancelled_event)
+{
+	struct env env;
+	char *text, needle[64];
+	char *argv[] = {
+		getenv("SMARTRELAY_BIN"), (char *)"run", NULL,
+		(char *)"--grace", (char *)"0.1", NULL,
+	};
+	int64_t id;
+	pid_t pid;
+
+	env_open(&env, "observe_cancel");
+	provision(&env, "default", "/slow/5000");
+	id = produce(&env, "default", parties);
+	argv[2] = env.db;
+	pid = tu_spawn(argv, NULL, env.log);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	text = tu_read_file(env.log, NULL);
+	snprintf(needle, sizeof(needle), " info cancelled id=%lld cloud_id=default: ",
+		 (long long)id);
+	ck_assert_msg(strstr(text, needle) != NULL, "no '%s' in:\n%s", needle, text);
+	ck_assert_ptr_nonnull(strstr(text, "put back 1 events"));
+	free(text);
+	env_close(&env);
+}
+END_TEST
+
 static Suite *observe_suite(void)
 {
 	Suite *s = suite_create("observe");
@@ -439,6 +468,7 @@ static Suite *observe_suite(void)
 	tcase_add_test(metrics, bad_metrics_listen_is_usage_error);
 	tcase_add_test(metrics, metrics_port_in_use_is_runtime_error);
 	tcase_add_test(log, log_lines_are_key_value);
+	tcase_add_test(log, log_names_each_cancelled_event);
 	suite_add_tcase(s, metrics);
 	suite_add_tcase(s, log);
 	return s;
