@@ -68,8 +68,8 @@ void metrics_claimed(struct metrics *metrics, const char *cloud_id,
 
 /*
  * One attempt ended: outcome is what it did to the event ("delivered",
- * "retry", "failed", "gone"), transport how the transfer ended,
- * http_status the status received (0: none).
+ * "retry", "failed", "gone"; kept, so a string literal), transport how the
+ * transfer ended, http_status the status received (0: none).
  */
 void metrics_attempt(struct metrics *metrics, const char *cloud_id,
 		     const char *outcome, enum transport transport,

@@ -432,6 +432,16 @@ static void put_ms_as_seconds(FILE *out, int64_t ms)
 	fprintf(out, "%" PRId64 ".%03" PRId64, ms / 1000, ms % 1000);
 }
 
+static int queue_has(const struct metrics *m, const char *cloud_id,
+		     enum event_status status)
+{
+	for (size_t i = 0; i < m->queue_count; i++)
+		if (m->queue[i].status == status &&
+		    strcmp(m->queue[i].cloud_id, cloud_id) == 0)
+			return 1;
+	return 0;
+}
+
 static void render_queue(struct metrics *m, FILE *out)
 {
 	int64_t now = time_now_ms();
@@ -442,6 +452,23 @@ static void render_queue(struct metrics *m, FILE *out)
 		put_cloud(out, "smartrelay_queue_events", m->queue[i].cloud_id);
 		fprintf(out, ",status=\"%s\"} %" PRId64 "\n",
 			store_status_name(m->queue[i].status), m->queue[i].count);
+	}
+	/* An app the relay knows shows an empty queue as 0, not as nothing,
+	 * so that an alert on it does not vanish with the events. */
+	for (size_t i = 0; i < m->app_count; i++) {
+		static const enum event_status states[] = {
+			EVENT_PENDING, EVENT_SENDING,
+		};
+
+		if (!m->apps[i]->config_known)
+			continue;
+		for (size_t j = 0; j < 2; j++) {
+			if (queue_has(m, m->apps[i]->cloud_id, states[j]))
+				continue;
+			put_cloud(out, "smartrelay_queue_events", m->apps[i]->cloud_id);
+			fprintf(out, ",status=\"%s\"} 0\n",
+				store_status_name(states[j]));
+		}
 	}
 	put_family(out, "smartrelay_oldest_pending_age_seconds", "gauge",
 		   "Age of the oldest pending event (since created_at), per app.");

@@ -187,6 +187,10 @@ START_TEST(test_exposition_families_and_values)
 	has_line(text, "smartrelay_leases_recovered_total 2");
 	has_line(text, "smartrelay_queue_events{cloud_id=\"default\",status=\"pending\"} 2");
 	has_line(text, "smartrelay_queue_events{cloud_id=\"other\",status=\"pending\"} 1");
+	/* Known apps show an empty state as 0; unknown ones not at all. */
+	has_line(text, "smartrelay_queue_events{cloud_id=\"default\",status=\"sending\"} 0");
+	has_line(text, "smartrelay_queue_events{cloud_id=\"bad\",status=\"pending\"} 0");
+	ck_assert_ptr_null(strstr(text, "smartrelay_queue_events{cloud_id=\"other\",status=\"sending\"}"));
 	ck_assert_ptr_nonnull(strstr(text, "\nsmartrelay_oldest_pending_age_seconds{cloud_id=\"default\"} "));
 	has_line(text, "smartrelay_events_claimed_total{cloud_id=\"default\"} 4");
 	has_line(text, "smartrelay_attempts_total{cloud_id=\"default\",outcome=\"delivered\",transport=\"ok\",status=\"204\"} 2");

@@ -153,6 +153,8 @@ START_TEST(scrape_counts_deliveries_failures_and_config)
 		"smartrelay_delivery_latency_seconds_count{cloud_id=\"default\"} 2",
 		"smartrelay_delivery_latency_seconds_bucket{cloud_id=\"default\",le=\"+Inf\"} 2",
 		"smartrelay_queue_events{cloud_id=\"broken\",status=\"pending\"} 1",
+		"smartrelay_queue_events{cloud_id=\"default\",status=\"pending\"} 0",
+		"smartrelay_queue_events{cloud_id=\"default\",status=\"sending\"} 0",
 		"smartrelay_config_error{cloud_id=\"broken\"} 1",
 		"smartrelay_config_errors_total{cloud_id=\"broken\"} 1",
 		"smartrelay_config_error{cloud_id=\"default\"} 0",
