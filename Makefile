@@ -4,12 +4,13 @@
 #   make check      unit and integration tests, then again under ASan+UBSan
 #   make demo       deliver the document's two examples to a local receiver
 #   make bench      throughput and latency against a local receiver
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (binary, man page, systemd unit)
 #   make V=1        show the commands
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   ?= build
 BIN     ?= bin
 CC      ?= cc
@@ -39,13 +40,18 @@ endif
 LIB_SRCS = \
 	relay/cli.c \
 	relay/cmd_config.c \
+	relay/cmd_enqueue.c \
 	relay/cmd_history.c \
 	relay/cmd_init.c \
+	relay/cmd_purge.c \
+	relay/cmd_requeue.c \
 	relay/cmd_run.c \
+	relay/cmd_stats.c \
 	relay/endpoint.c \
 	relay/log.c \
 	relay/metrics.c \
 	relay/policy.c \
+	relay/progress.c \
 	relay/relay.c \
 	relay/render.c \
 	relay/store.c \
@@ -58,12 +64,14 @@ UNIT_TESTS = \
 	test_endpoint \
 	test_metrics \
 	test_policy \
+	test_progress \
 	test_render \
 	test_store \
 	test_timeutil \
 	test_transfer
 
 INTEGRATION_TESTS = \
+	test_commands \
 	test_integration \
 	test_observe
 
@@ -76,7 +84,7 @@ TEST_BINS = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEGRATION_TESTS))
 TOOL_BINS = $(addprefix $(BUILD)/tools/,$(TOOLS))
 
 .PHONY: all check check-unit check-integration check-asan demo bench \
-	install clean tools
+	install uninstall clean tools
 
 all: $(PROGRAM) $(TOOL_BINS)
 
@@ -136,9 +144,18 @@ check: check-unit check-integration check-asan
 demo: $(PROGRAM) $(TOOL_BINS)
 	$(Q)sh tools/demo.sh $(PROGRAM) $(BUILD)/tools/receiver
 
+# The unit is installed with the binary's real path; the service's user
+# is the packager's or the admin's to create (see tools/smartrelay.service).
 install: $(PROGRAM)
-	install -d $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
 	install -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/smartrelay
+	install -m 644 smartrelay.1 $(DESTDIR)$(MANDIR)/man1/smartrelay.1
+	sed 's|@BINDIR@|$(BINDIR)|g' tools/smartrelay.service > $(BUILD)/smartrelay.service
+	install -m 644 $(BUILD)/smartrelay.service $(DESTDIR)$(UNITDIR)/smartrelay.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/smartrelay $(DESTDIR)$(MANDIR)/man1/smartrelay.1 \
+	      $(DESTDIR)$(UNITDIR)/smartrelay.service
 
 clean:
 	rm -rf build bin

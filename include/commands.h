@@ -12,5 +12,9 @@ int cmd_init(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_history(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_enqueue(int argc, char **argv);
+int cmd_requeue(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_purge(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ struct relay_options {
 	int64_t lease_ms;      /* how long a claim holds */
 	int64_t grace_ms;      /* how long a stop waits for transfers */
 	const char *ca_file;   /* NULL: the system's CA store */
+	int64_t retention_ms;  /* 0: keep every event; else purge older ones */
 	const char *metrics_listen; /* NULL, or HOST:PORT serving /metrics */
 };
 

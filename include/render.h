@@ -94,4 +94,20 @@ struct render_field {
  */
 char *render_json_record(const struct render_field *fields, size_t count);
 
+/* ---- interested parties, for producing events --------------------------- */
+
+struct render_party {
+	const char *username;
+	const char *device;
+};
+
+/*
+ * The interested_parties text of count parties, as the contract stores it:
+ * a compact JSON array [{"username":"..","device":".."},...]. Returns a new
+ * string (the caller frees it), or NULL with the reason in err (a value that
+ * is not valid UTF-8, out of memory).
+ */
+char *render_parties_json(const struct render_party *parties, size_t count,
+			  char *err, size_t errlen);
+
 #endif

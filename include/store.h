@@ -289,4 +289,87 @@ int store_attempts(struct store *store, int64_t outbox_id,
 		   int (*each)(const struct attempt_row *row, void *arg),
 		   void *arg);
 
+/* ---- operations: requeue, purge, stats --------------------------------- */
+
+/* Which failed events a requeue takes; every field narrows it. */
+struct requeue_filter {
+	int64_t id;             /* 0: any */
+	const char *cloud_id;   /* NULL: any */
+	const char *since;      /* NULL, or failed (last_attempt_at, else
+				 * created_at) at or after this text */
+};
+
+/* How many failed events match filter. */
+int store_requeue_count(struct store *store,
+			const struct requeue_filter *filter, int64_t *count);
+
+/*
+ * Moves up to limit failed events matching filter with after_id < id <=
+ * max_id, lowest id first, back to pending, due now, in one transaction.
+ * attempts, http_status and error stay (they describe the last attempt);
+ * budget_start becomes attempts, so each gets a fresh --max-attempts
+ * budget (contract 7.8). *requeued is how many, *last_id the highest id
+ * taken (after_id when none): pass it as the next after_id.
+ */
+int store_requeue_batch(struct store *store,
+			const struct requeue_filter *filter, int64_t after_id,
+			int64_t max_id, size_t limit, int64_t *requeued,
+			int64_t *last_id);
+
+/*
+ * How many events a purge with this cutoff would delete: delivered ones
+ * with delivered_at before cutoff, failed ones with last_attempt_at (else
+ * created_at) before it (contract 7.9). cutoff is contract-format text.
+ */
+int store_purge_count(struct store *store, const char *cutoff, int64_t *count);
+
+/*
+ * Deletes up to limit such events, oldest first, and their
+ * delivery_attempts, in one transaction. Pending and sending events are
+ * never touched. *events and *attempts are how many rows went; fewer events
+ * than limit means none is left.
+ */
+int store_purge_batch(struct store *store, const char *cutoff, size_t limit,
+		      int64_t *events, int64_t *attempts);
+
+/* Events of one cloud_id per state. */
+struct stats_cloud_row {
+	const char *cloud_id;        /* borrowed for the callback */
+	int64_t by_status[4];        /* indexed by enum event_status */
+	const char *oldest_pending;  /* created_at, NULL when none pending */
+};
+
+/* Calls each(row, arg) per cloud_id that has events, in cloud_id order. */
+int store_stats_clouds(struct store *store,
+		       int (*each)(const struct stats_cloud_row *row, void *arg),
+		       void *arg);
+
+/* Attempts that started in a window of time. */
+struct stats_window {
+	int64_t attempts;
+	int64_t delivered;        /* of them, answered 204 */
+	int64_t failed_attempts;  /* of them, anything else */
+	int64_t events_failed;    /* events that became failed in the window */
+};
+
+/* Nearest-rank percentiles, in milliseconds; all 0 when count is 0. */
+struct stats_percentiles {
+	int64_t count;
+	int64_t p50, p90, p99, max;
+};
+
+struct store_stats {
+	int64_t due_now;             /* pending and due at now */
+	char oldest_pending[32];     /* created_at of the oldest pending, or "" */
+	struct stats_window last_minute;
+	struct stats_window last_hour;
+	/* Events delivered in the last hour: delivered_at - created_at. */
+	struct stats_percentiles latency;
+	/* Attempts started in the last hour: their duration_ms. */
+	struct stats_percentiles duration;
+};
+
+/* The figures of the whole outbox as of now_ms, read in one snapshot. */
+int store_stats(struct store *store, int64_t now_ms, struct store_stats *out);
+
 #endif

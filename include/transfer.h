@@ -126,4 +126,17 @@ void transfer_pool_cancel_all(struct transfer_pool *pool,
 			      void (*cancelled)(void *owner, void *arg),
 			      void *arg);
 
+/*
+ * The request a transfer of event_id with a body of body_len bytes would
+ * send to ep, as text, one line each: the request line, then the headers as
+ * libcurl sends them (Host, then ours and the configured ones, webhook-id,
+ * Content-Length). Values of credential headers (Authorization, Cookie, a
+ * name holding "token", "secret", "key", "password" or "auth") are masked;
+ * HTTP authentication shows the user name, never the password. Returns a
+ * new string (the caller frees it), or NULL when out of memory or when the
+ * URL does not parse.
+ */
+char *transfer_endpoint_describe(const struct transfer_endpoint *ep,
+				 int64_t event_id, size_t body_len);
+
 #endif

@@ -13,14 +13,16 @@
 #include "endpoint.h"
 #include "render.h"
 #include "store.h"
+#include "transfer.h"
 
 static const char config_usage[] =
 	"Usage: smartrelay config DB [ACTION] [--cloud-id C]\n"
 	"The provisioning options of one app (cloud_id C, default 'default').\n\n"
 	"Actions:\n"
 	"  show               list the options, secrets masked (the default)\n"
-	"  check              validate them and print a sample body; exit 1\n"
-	"                     and say why when they are bad\n"
+	"  check              validate them, print a sample body and the exact\n"
+	"                     request (method, path, headers; secrets masked);\n"
+	"                     exit 1 and say why when they are bad\n"
 	"  set KEY VALUE      set an option\n"
 	"  unset KEY          remove an option\n"
 	"  enable             re-enable an endpoint disabled by a 410 Gone\n\n"
@@ -29,6 +31,7 @@ static const char config_usage[] =
 	"...AllowInsecureAuth, ...Timeout (see the README).\n";
 
 /* The sample event a check renders: the document's own example. */
+#define SAMPLE_EVENT_ID 1
 static const struct render_event sample_event = {
 	"+420111222333", "network_1", "sip_uri_1",
 	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"},"
@@ -58,7 +61,7 @@ static int config_check(struct store *store, const char *cloud_id)
 	struct endpoint *ep = NULL;
 	size_t count = 0, len = 0;
 	char err[ENDPOINT_ERROR_SIZE];
-	char *body = NULL;
+	char *body = NULL, *request = NULL;
 	int rc;
 
 	if (store_config_list(store, cloud_id, &rows, &count) != STORE_OK)
@@ -75,8 +78,17 @@ static int config_check(struct store *store, const char *cloud_id)
 	printf("cloud_id=%s: ok%s%s\n", cloud_id,
 	       ep->disabled ? "; disabled: " : "", ep->disabled ? ep->disabled : "");
 	printf("sample body (%zu bytes):\n%s\n", len, body);
+	request = transfer_endpoint_describe(ep->transfer, SAMPLE_EVENT_ID, len);
+	if (request == NULL) {
+		rc = cli_runtime_error("config", "cloud_id=%s: cannot describe "
+				       "the request", cloud_id);
+		goto out;
+	}
+	printf("sample request (event id %d; secrets masked):\n%s", SAMPLE_EVENT_ID,
+	       request);
 	rc = 0;
 out:
+	free(request);
 	free(body);
 	endpoint_free(ep);
 	return rc;

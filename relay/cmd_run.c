@@ -28,6 +28,10 @@ static const char run_usage[] =
 	"                     take the event over (60; longer than --timeout)\n"
 	"  --grace S          how long a stop waits for transfers in flight (10)\n"
 	"  --ca-file FILE     CA certificates for https (default: the system's)\n"
+	"  --retention D      purge delivered and failed events older than D\n"
+	"                     (30d, 12h, 90m, 45s; as `smartrelay purge`),\n"
+	"                     a batch at a time; not with --once (default: keep\n"
+	"                     them)\n"
 	"  --metrics-listen HOST:PORT\n"
 	"                     serve Prometheus metrics at GET /metrics there\n"
 	"  -v, --verbose      debug logging\n"
@@ -36,7 +40,7 @@ static const char run_usage[] =
 enum {
 	OPT_ONCE = 256, OPT_CONCURRENCY, OPT_TIMEOUT, OPT_MAX_ATTEMPTS,
 	OPT_RETRY_BASE, OPT_RETRY_MAX, OPT_LEASE, OPT_GRACE, OPT_CA_FILE,
-	OPT_SYSLOG, OPT_METRICS_LISTEN,
+	OPT_SYSLOG, OPT_RETENTION, OPT_METRICS_LISTEN,
 };
 
 /* A week bounds every duration option: longer is surely a typo. */
@@ -62,6 +66,7 @@ int cmd_run(int argc, char **argv)
 		{ "lease", required_argument, NULL, OPT_LEASE },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+		{ "retention", required_argument, NULL, OPT_RETENTION },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
@@ -111,6 +116,13 @@ int cmd_run(int argc, char **argv)
 		case OPT_CA_FILE:
 			opt.ca_file = optarg;
 			break;
+		case OPT_RETENTION:
+			if (time_parse_duration(optarg, &opt.retention_ms) != 0 ||
+			    opt.retention_ms == 0)
+				return cli_usage_error("run", "--retention: '%s' is not "
+						       "a duration above 0 (30d, 12h, "
+						       "90m, 45s)", optarg);
+			break;
 		case OPT_METRICS_LISTEN:
 			if (metrics_check_listen(optarg, err, sizeof(err)) != 0)
 				return cli_usage_error("run", "--metrics-listen: %s",
@@ -134,6 +146,9 @@ int cmd_run(int argc, char **argv)
 		return rc;
 	if (cli_operands("run", argc, argv, optind, 1, &db) != 0)
 		return EXIT_USAGE;
+	if (opt.once && opt.retention_ms > 0)
+		return cli_usage_error("run", "--retention is for the daemon, not "
+				       "--once (use smartrelay purge)");
 	if (opt.retry_max_ms < opt.retry_base_ms)
 		return cli_usage_error("run", "--retry-max must not be shorter "
 				       "than --retry-base");

@@ -20,6 +20,10 @@ static const struct command {
 	{ "run", cmd_run, "deliver events: the poller daemon (--once: what is due now)" },
 	{ "history", cmd_history, "delivery history, newest first" },
 	{ "config", cmd_config, "show, check, set or unset an app's provisioning options" },
+	{ "enqueue", cmd_enqueue, "add one event to the outbox, print its id" },
+	{ "requeue", cmd_requeue, "put failed events back to pending, with a fresh budget" },
+	{ "stats", cmd_stats, "queue depth, rates, latency and disabled endpoints" },
+	{ "purge", cmd_purge, "delete delivered and failed events older than a duration" },
 };
 
 static void usage(FILE *out)

@@ -43,6 +43,10 @@
 /* Pending cloud_ids looked at for a missing config, at most. */
 #define MAX_UNKNOWN_APPS 64
 #define ERROR_SIZE 320
+/* With a retention, one batch of old events goes this often; a full batch
+ * means a backlog, and the next one follows at the next sweep. */
+#define RETENTION_INTERVAL_MS 60000
+#define RETENTION_BATCH 1000
 
 struct app {
 	char *cloud_id;
@@ -90,7 +94,9 @@ struct relay {
 	int64_t once_start_ms;
 	int64_t once_max_id;
 
+	size_t claim_rotation;   /* which app claims first next time */
 	int64_t next_sweep_ms;
+	int64_t next_retention_ms;
 	int64_t store_retry_ms;  /* 0: the store is healthy */
 	int64_t store_retry_at_ms;
 	int store_failing;       /* a failure has been reported */
@@ -583,20 +589,34 @@ static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 	return count;
 }
 
+/*
+ * Fills free slots with due events. Each app with due events gets an equal
+ * share, and the first app to be served rotates, so that a busy app cannot
+ * starve a quiet one.
+ */
 static void claim_due(struct relay *relay)
 {
 	int64_t now = time_now_ms();
 	size_t slots = (size_t)(relay->opt->concurrency -
 				transfer_pool_active(relay->pool));
+	size_t due = 0, start;
 
-	if (relay->stopping || relay->done || store_resting(relay))
+	if (relay->stopping || relay->done || store_resting(relay) ||
+	    relay->app_count == 0)
 		return;
-	for (size_t i = 0; i < relay->app_count && slots > 0; i++) {
-		struct app *app = relay->apps[i];
+	for (size_t i = 0; i < relay->app_count; i++)
+		due += app_ready(relay->apps[i]) && relay->apps[i]->next_due_ms <= now;
+	if (due == 0)
+		return;
+	start = relay->claim_rotation++ % relay->app_count;
+	for (size_t k = 0; k < relay->app_count && slots > 0; k++) {
+		struct app *app = relay->apps[(start + k) % relay->app_count];
+		size_t share = (slots + due - 1) / due;
 
 		if (!app_ready(app) || app->next_due_ms > now)
 			continue;
-		slots -= app_claim(relay, app, slots, now);
+		slots -= app_claim(relay, app, share, now);
+		due--;
 	}
 }
 
@@ -684,6 +704,31 @@ static void sweep(struct relay *relay, int64_t now_mono)
 			relay->apps[i]->next_due_ms = INT64_MIN;
 	}
 	apps_find_unknown(relay);
+}
+
+/* Purges one batch of finished events older than the retention. */
+static void retention_purge(struct relay *relay, int64_t now_mono)
+{
+	char cutoff[TIME_TEXT_SIZE];
+	int64_t events = 0, attempts = 0;
+	int rc;
+
+	if (relay->opt->retention_ms <= 0 ||
+	    now_mono < relay->next_retention_ms || store_resting(relay))
+		return;
+	time_format(time_now_ms() - relay->opt->retention_ms, cutoff);
+	rc = store_purge_batch(relay->store, cutoff, RETENTION_BATCH, &events,
+			       &attempts);
+	if (rc != STORE_OK) {
+		store_trouble(relay, "retention purge", rc);
+		return;
+	}
+	relay->next_retention_ms = now_mono + (events == RETENTION_BATCH
+					       ? SWEEP_INTERVAL_MS
+					       : RETENTION_INTERVAL_MS);
+	if (events > 0)
+		log_info("retention: purged %" PRId64 " events and %" PRId64
+			 " attempts finished before %s", events, attempts, cutoff);
 }
 
 static void check_changes(struct relay *relay, int force)
@@ -840,6 +885,7 @@ static int relay_loop(struct relay *relay)
 		if (!relay->opt->once) {
 			check_changes(relay, 0);
 			sweep(relay, time_mono_ms());
+			retention_purge(relay, time_mono_ms());
 		}
 		claim_due(relay);
 	}

@@ -1127,3 +1127,63 @@ out:
 	free(o.buf);
 	return record;
 }
+
+/* One party as {"username":..,"device":..}, or NULL with the reason. */
+static json_t *party_object(const struct render_party *party, char *err,
+			    size_t errlen)
+{
+	const char *const names[] = { "username", "device" };
+	const char *const values[] = { party->username, party->device };
+	json_t *object = json_object();
+
+	if (object == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		json_t *value = json_string(values[i]);
+
+		/* jansson refuses invalid UTF-8 here: the only bad input. */
+		if (value == NULL) {
+			snprintf(err, errlen, "%s '%.64s' is not valid UTF-8",
+				 names[i], values[i]);
+			json_decref(object);
+			return NULL;
+		}
+		if (json_object_set_new(object, names[i], value) != 0) {
+			snprintf(err, errlen, "out of memory");
+			json_decref(object);
+			return NULL;
+		}
+	}
+	return object;
+}
+
+char *render_parties_json(const struct render_party *parties, size_t count,
+			  char *err, size_t errlen)
+{
+	json_t *array = json_array();
+	char *text = NULL;
+
+	if (array == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < count; i++) {
+		json_t *object = party_object(&parties[i], err, errlen);
+
+		if (object == NULL)
+			goto out;
+		/* _new steals the reference, also when it fails. */
+		if (json_array_append_new(array, object) != 0) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	text = json_dumps(array, JSON_COMPACT);
+	if (text == NULL)
+		snprintf(err, errlen, "out of memory");
+out:
+	json_decref(array);
+	return text;
+}

@@ -66,6 +66,14 @@ enum stmt {
 	STMT_RELEASE,
 	STMT_HISTORY,
 	STMT_ATTEMPTS,
+	STMT_REQUEUE_COUNT,
+	STMT_REQUEUE,
+	STMT_PURGE_COUNT,
+	STMT_PURGE_SELECT,
+	STMT_PURGE_ATTEMPTS,
+	STMT_PURGE_EVENT,
+	STMT_STATS_CLOUDS,
+	STMT_STATS,
 	STMT_QUEUE_DEPTH,
 	STMT_COUNT
 };
@@ -201,6 +209,100 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"SELECT id, outbox_id, attempt, started_at, duration_ms,"
 		"       http_status, error"
 		"  FROM delivery_attempts WHERE outbox_id = ?1 ORDER BY attempt" },
+	[STMT_REQUEUE_COUNT] = { "requeue_count",
+		"SELECT count(*) FROM outbox"
+		" WHERE status = 'failed'"
+		"   AND (?1 IS NULL OR id = ?1)"
+		"   AND (?2 IS NULL OR cloud_id = ?2)"
+		"   AND (?3 IS NULL OR ifnull(last_attempt_at, created_at) >= ?3)" },
+	[STMT_REQUEUE] = { "requeue",
+		/* Walks by id so that an event the relay fails again while a
+		 * long requeue runs is not requeued twice by it. */
+		"UPDATE outbox"
+		"   SET status = 'pending', next_attempt_at = NULL,"
+		"       budget_start = attempts"
+		" WHERE id IN (SELECT id FROM outbox"
+		"               WHERE status = 'failed'"
+		"                 AND (?1 IS NULL OR id = ?1)"
+		"                 AND (?2 IS NULL OR cloud_id = ?2)"
+		"                 AND (?3 IS NULL"
+		"                      OR ifnull(last_attempt_at, created_at) >= ?3)"
+		"                 AND id > ?4 AND id <= ?5"
+		"               ORDER BY id LIMIT ?6)"
+		" RETURNING id" },
+	[STMT_PURGE_COUNT] = { "purge_count",
+		/* The outbox_finished expression: for delivered rows it is
+		 * delivered_at, for failed ones (never delivered)
+		 * last_attempt_at, else created_at. */
+		"SELECT count(*) FROM outbox"
+		" WHERE status IN ('delivered', 'failed')"
+		"   AND ifnull(delivered_at, ifnull(last_attempt_at, created_at))"
+		"       < ?1" },
+	[STMT_PURGE_SELECT] = { "purge_select",
+		/* Oldest first along outbox_finished: a batch reads only
+		 * the rows it deletes, the earlier batches' being gone. */
+		"SELECT id FROM outbox"
+		" WHERE status IN ('delivered', 'failed')"
+		"   AND ifnull(delivered_at, ifnull(last_attempt_at, created_at))"
+		"       < ?1"
+		" ORDER BY ifnull(delivered_at, ifnull(last_attempt_at, created_at)), id"
+		" LIMIT ?2" },
+	[STMT_PURGE_ATTEMPTS] = { "purge_attempts",
+		"DELETE FROM delivery_attempts WHERE outbox_id = ?1" },
+	[STMT_PURGE_EVENT] = { "purge_event",
+		/* The status test again: a purge never takes a live event,
+		 * whatever the caller selected. */
+		"DELETE FROM outbox"
+		" WHERE id = ?1 AND status IN ('delivered', 'failed')" },
+	[STMT_STATS_CLOUDS] = { "stats_clouds",
+		"SELECT cloud_id, sum(status = 'pending'), sum(status = 'sending'),"
+		"       sum(status = 'delivered'), sum(status = 'failed'),"
+		"       min(CASE WHEN status = 'pending' THEN created_at END)"
+		"  FROM outbox GROUP BY cloud_id ORDER BY cloud_id" },
+	[STMT_STATS] = { "stats",
+		/* One statement, so one snapshot. ?1 is now, ?2 an hour ago,
+		 * ?3 a minute ago. Percentiles are nearest-rank: the smallest
+		 * value whose cume_dist reaches p. Latency is taken from the
+		 * attempts that delivered, which the started_at index finds. */
+		"SELECT"
+		" (SELECT count(*) FROM outbox WHERE status = 'pending'"
+		"     AND ifnull(next_attempt_at, '') <= ?1),"
+		" (SELECT ifnull(min(created_at), '') FROM outbox"
+		"   WHERE status = 'pending'),"
+		" (SELECT count(*) FROM delivery_attempts WHERE started_at >= ?3),"
+		" (SELECT count(*) FROM delivery_attempts WHERE started_at >= ?3"
+		"     AND http_status = 204),"
+		" (SELECT count(*) FROM outbox WHERE status = 'failed'"
+		"     AND ifnull(last_attempt_at, created_at) >= ?3),"
+		" (SELECT count(*) FROM delivery_attempts WHERE started_at >= ?2),"
+		" (SELECT count(*) FROM delivery_attempts WHERE started_at >= ?2"
+		"     AND http_status = 204),"
+		" (SELECT count(*) FROM outbox WHERE status = 'failed'"
+		"     AND ifnull(last_attempt_at, created_at) >= ?2),"
+		" l.n, l.p50, l.p90, l.p99, l.top,"
+		" d.n, d.p50, d.p90, d.p99, d.top"
+		" FROM (SELECT count(*) AS n,"
+		"              ifnull(min(CASE WHEN cd >= 0.5 THEN ms END), 0) AS p50,"
+		"              ifnull(min(CASE WHEN cd >= 0.9 THEN ms END), 0) AS p90,"
+		"              ifnull(min(CASE WHEN cd >= 0.99 THEN ms END), 0) AS p99,"
+		"              ifnull(max(ms), 0) AS top"
+		"         FROM (SELECT ms, cume_dist() OVER (ORDER BY ms) AS cd"
+		"                 FROM (SELECT CAST(round((julianday(o.delivered_at)"
+		"                              - julianday(o.created_at)) * 86400000)"
+		"                              AS INTEGER) AS ms"
+		"                         FROM delivery_attempts AS a"
+		"                         JOIN outbox AS o ON o.id = a.outbox_id"
+		"                        WHERE a.started_at >= ?2"
+		"                          AND a.http_status = 204"
+		"                          AND o.status = 'delivered'))) AS l,"
+		"      (SELECT count(*) AS n,"
+		"              ifnull(min(CASE WHEN cd >= 0.5 THEN ms END), 0) AS p50,"
+		"              ifnull(min(CASE WHEN cd >= 0.9 THEN ms END), 0) AS p90,"
+		"              ifnull(min(CASE WHEN cd >= 0.99 THEN ms END), 0) AS p99,"
+		"              ifnull(max(ms), 0) AS top"
+		"         FROM (SELECT duration_ms AS ms,"
+		"                      cume_dist() OVER (ORDER BY duration_ms) AS cd"
+		"                 FROM delivery_attempts WHERE started_at >= ?2)) AS d" },
 	[STMT_QUEUE_DEPTH] = { "queue_depth",
 		/* Two selects, so that each reads its state's partial index and
 		 * the delivered and failed history is never walked. */
@@ -1429,6 +1531,240 @@ int store_attempts(struct store *store, int64_t outbox_id,
 	}
 	rc = stmt_reset(store, id, rc);
 	return rc == STORE_OK ? stopped : rc;
+}
+
+/* ---- operations: requeue, purge, stats ---------------------------------- */
+
+static int requeue_bind(struct store *store, enum stmt id,
+			const struct requeue_filter *filter)
+{
+	int rc = bind_int64_or_null(store, id, 1, filter->id != 0, filter->id);
+
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 2, filter->cloud_id);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 3, filter->since);
+	return rc;
+}
+
+/* Steps statement id, which yields one integer, into *value. */
+static int stmt_count(struct store *store, enum stmt id, int rc,
+		      int64_t *value)
+{
+	int row = 0;
+
+	*value = 0;
+	if (rc == STORE_OK)
+		rc = stmt_step(store, id, &row);
+	if (rc == STORE_OK && row)
+		*value = sqlite3_column_int64(store->stmts[id], 0);
+	return stmt_reset(store, id, rc);
+}
+
+int store_requeue_count(struct store *store,
+			const struct requeue_filter *filter, int64_t *count)
+{
+	return stmt_count(store, STMT_REQUEUE_COUNT,
+			  requeue_bind(store, STMT_REQUEUE_COUNT, filter), count);
+}
+
+int store_requeue_batch(struct store *store,
+			const struct requeue_filter *filter, int64_t after_id,
+			int64_t max_id, size_t limit, int64_t *requeued,
+			int64_t *last_id)
+{
+	const enum stmt id = STMT_REQUEUE;
+	int64_t n = 0, last = after_id;
+	int row = 1;
+	int rc;
+
+	*requeued = 0;
+	*last_id = after_id;
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	rc = requeue_bind(store, id, filter);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, id, 4, after_id);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, id, 5, max_id);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, id, 6, size_to_int64(limit));
+	while (rc == STORE_OK) {
+		int64_t taken;
+
+		rc = stmt_step(store, id, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		taken = sqlite3_column_int64(store->stmts[id], 0);
+		if (taken > last)
+			last = taken;
+		n++;
+	}
+	rc = stmt_reset(store, id, rc);
+	rc = tx_end(store, rc);
+	if (rc == STORE_OK) {
+		*requeued = n;
+		*last_id = last;
+	}
+	return rc;
+}
+
+int store_purge_count(struct store *store, const char *cutoff, int64_t *count)
+{
+	return stmt_count(store, STMT_PURGE_COUNT,
+			  bind_text(store, STMT_PURGE_COUNT, 1, cutoff), count);
+}
+
+/* Deletes event id and its attempts; adds what went to the counts. */
+static int purge_one(struct store *store, int64_t id, int64_t *events,
+		     int64_t *attempts)
+{
+	int rc = bind_int64(store, STMT_PURGE_ATTEMPTS, 1, id);
+
+	if (rc == STORE_OK) {
+		rc = stmt_exec(store, STMT_PURGE_ATTEMPTS);
+		*attempts += sqlite3_changes64(store->db);
+	} else {
+		rc = stmt_reset(store, STMT_PURGE_ATTEMPTS, rc);
+	}
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_int64(store, STMT_PURGE_EVENT, 1, id);
+	if (rc == STORE_OK) {
+		rc = stmt_exec(store, STMT_PURGE_EVENT);
+		*events += sqlite3_changes64(store->db);
+	} else {
+		rc = stmt_reset(store, STMT_PURGE_EVENT, rc);
+	}
+	return rc;
+}
+
+int store_purge_batch(struct store *store, const char *cutoff, size_t limit,
+		      int64_t *events, int64_t *attempts)
+{
+	const enum stmt id = STMT_PURGE_SELECT;
+	int64_t *ids = NULL, gone = 0, gone_attempts = 0;
+	size_t n = 0, cap = 0;
+	int row = 1;
+	int rc;
+
+	*events = 0;
+	*attempts = 0;
+	if (limit == 0)
+		return STORE_OK;
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	rc = bind_text(store, id, 1, cutoff);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, id, 2, size_to_int64(limit));
+	/* The ids first: deleting while the walk reads the table would
+	 * make the walk's own results depend on its deletes. */
+	while (rc == STORE_OK) {
+		rc = stmt_step(store, id, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		rc = array_grow(store, (void **)&ids, &cap, n, sizeof *ids);
+		if (rc == STORE_OK)
+			ids[n++] = sqlite3_column_int64(store->stmts[id], 0);
+	}
+	rc = stmt_reset(store, id, rc);
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = purge_one(store, ids[i], &gone, &gone_attempts);
+	rc = tx_end(store, rc);
+	if (rc == STORE_OK) {
+		*events = gone;
+		*attempts = gone_attempts;
+	}
+	free(ids);
+	return rc;
+}
+
+int store_stats_clouds(struct store *store,
+		       int (*each)(const struct stats_cloud_row *row, void *arg),
+		       void *arg)
+{
+	const enum stmt id = STMT_STATS_CLOUDS;
+	sqlite3_stmt *stmt = store->stmts[id];
+	int stopped = 0;
+	int row = 1;
+	int rc = stmt_idle(store, id);
+
+	while (rc == STORE_OK && !stopped) {
+		struct stats_cloud_row c;
+
+		rc = stmt_step(store, id, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		memset(&c, 0, sizeof c);
+		for (int i = 0; i < 4; i++)
+			c.by_status[i] = sqlite3_column_int64(stmt, 1 + i);
+		rc = column_text(store, id, 0, &c.cloud_id);
+		if (rc == STORE_OK)
+			rc = column_text(store, id, 5, &c.oldest_pending);
+		if (rc == STORE_OK)
+			stopped = each(&c, arg);
+	}
+	rc = stmt_reset(store, id, rc);
+	return rc == STORE_OK ? stopped : rc;
+}
+
+static void stats_read_window(sqlite3_stmt *stmt, int col,
+			      struct stats_window *w)
+{
+	w->attempts = sqlite3_column_int64(stmt, col);
+	w->delivered = sqlite3_column_int64(stmt, col + 1);
+	w->failed_attempts = w->attempts - w->delivered;
+	w->events_failed = sqlite3_column_int64(stmt, col + 2);
+}
+
+static void stats_read_percentiles(sqlite3_stmt *stmt, int col,
+				   struct stats_percentiles *p)
+{
+	p->count = sqlite3_column_int64(stmt, col);
+	p->p50 = sqlite3_column_int64(stmt, col + 1);
+	p->p90 = sqlite3_column_int64(stmt, col + 2);
+	p->p99 = sqlite3_column_int64(stmt, col + 3);
+	p->max = sqlite3_column_int64(stmt, col + 4);
+}
+
+int store_stats(struct store *store, int64_t now_ms, struct store_stats *out)
+{
+	const enum stmt id = STMT_STATS;
+	sqlite3_stmt *stmt = store->stmts[id];
+	char now[TIME_TEXT_SIZE], hour[TIME_TEXT_SIZE], minute[TIME_TEXT_SIZE];
+	const char *oldest = NULL;
+	int row = 0;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	time_format(now_ms, now);
+	time_format(now_ms - 3600 * 1000, hour);
+	time_format(now_ms - 60 * 1000, minute);
+	rc = bind_text(store, id, 1, now);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 2, hour);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 3, minute);
+	if (rc == STORE_OK)
+		rc = stmt_step(store, id, &row);
+	if (rc == STORE_OK && !row) {
+		store_seterr(store, "stats: no row");
+		rc = STORE_ERROR;
+	}
+	if (rc == STORE_OK)
+		rc = column_text(store, id, 1, &oldest);
+	if (rc == STORE_OK) {
+		out->due_now = sqlite3_column_int64(stmt, 0);
+		snprintf(out->oldest_pending, sizeof out->oldest_pending, "%s",
+			 oldest ? oldest : "");
+		stats_read_window(stmt, 2, &out->last_minute);
+		stats_read_window(stmt, 5, &out->last_hour);
+		stats_read_percentiles(stmt, 8, &out->latency);
+		stats_read_percentiles(stmt, 13, &out->duration);
+	}
+	return stmt_reset(store, id, rc);
 }
 
 /* ---- queue depth ------------------------------------------------------- */

@@ -775,3 +775,100 @@ void transfer_pool_cancel_all(struct transfer_pool *pool,
 			cancelled(owner, arg);
 	}
 }
+
+/* 1 when a header of this name carries a credential worth masking. */
+static int header_is_secret(const char *line, size_t name_len)
+{
+	static const char *const exact[] = {
+		"Authorization", "Proxy-Authorization", "Cookie",
+	};
+	static const char *const parts[] = {
+		"token", "secret", "key", "password", "auth",
+	};
+	char name[128];
+
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (strlen(exact[i]) == name_len &&
+		    strncasecmp(line, exact[i], name_len) == 0)
+			return 1;
+	/* A name too long to copy is masked rather than guessed at. */
+	if (name_len >= sizeof(name))
+		return 1;
+	memcpy(name, line, name_len);
+	name[name_len] = '\0';
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		if (strcasestr(name, parts[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+/* One line of the endpoint's list as it goes on the wire, or nothing. */
+static void describe_header(FILE *out, const char *line)
+{
+	size_t name_len = header_name_len(line);
+	const char *value = line + name_len;
+
+	/* "Name:" removes a header libcurl would add; "Name;" sends it empty. */
+	if (*value == ':' && value[1 + strspn(value + 1, " \t")] == '\0')
+		return;
+	if (*value == '\0' && name_len > 0 && line[name_len - 1] == ';') {
+		fprintf(out, "%.*s:\n", (int)name_len - 1, line);
+		return;
+	}
+	if (header_is_secret(line, name_len))
+		fprintf(out, "%.*s: ********\n", (int)name_len, line);
+	else
+		fprintf(out, "%s\n", line);
+}
+
+char *transfer_endpoint_describe(const struct transfer_endpoint *ep,
+				 int64_t event_id, size_t body_len)
+{
+	CURLU *parsed = curl_url();
+	char *host = NULL, *port = NULL, *path = NULL, *query = NULL;
+	char *text = NULL;
+	size_t text_len = 0;
+	FILE *out = NULL;
+	int ok = 0;
+
+	if (!parsed ||
+	    curl_url_set(parsed, CURLUPART_URL, ep->url, 0) != CURLUE_OK ||
+	    curl_url_get(parsed, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(parsed, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		goto out;
+	/* Absent parts are not errors: no port given, no query. */
+	if (curl_url_get(parsed, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+		port = NULL;
+	if (curl_url_get(parsed, CURLUPART_QUERY, &query, 0) != CURLUE_OK)
+		query = NULL;
+	out = open_memstream(&text, &text_len);
+	if (!out)
+		goto out;
+	fprintf(out, "%s %s%s%s HTTP/1.1\n", ep->is_put ? "PUT" : "POST", path,
+		query ? "?" : "", query ? query : "");
+	fprintf(out, "Host: %s%s%s\n", host, port ? ":" : "", port ? port : "");
+	if (ep->username)
+		/* Basic and Digest both allowed: libcurl asks first. */
+		fprintf(out, "Authorization: ******** (user %s; sent after a "
+			"401 challenge, Basic or Digest)\n", ep->username);
+	/* A transfer's list is webhook-id chained before the endpoint's. */
+	if (!ep->custom_webhook_id)
+		fprintf(out, "webhook-id: %" PRId64 "\n", event_id);
+	for (const struct curl_slist *h = ep->headers; h; h = h->next)
+		describe_header(out, h->data);
+	fprintf(out, "Content-Length: %zu\n", body_len);
+	ok = !ferror(out);
+out:
+	if (out && fclose(out) != 0)
+		ok = 0;
+	if (!ok) {
+		free(text);
+		text = NULL;
+	}
+	curl_free(query);
+	curl_free(path);
+	curl_free(port);
+	curl_free(host);
+	curl_url_cleanup(parsed);
+	return text;
+}

@@ -459,6 +459,39 @@ START_TEST(gone_disables_endpoint_until_enabled)
 }
 END_TEST
 
+START_TEST(busy_app_does_not_starve_another)
+{
+	struct env env;
+	char *ids, *line;
+	int64_t quiet_id;
+	char needle[64];
+	int position = 0;
+
+	env_open(&env, "fairness");
+	provision(&env, "busy", "/", "application/json");
+	provision(&env, "quiet", "/", "application/json");
+	for (int i = 0; i < 20; i++)
+		produce(&env, "busy", "1", two_parties);
+	quiet_id = produce(&env, "quiet", "2", two_parties);
+	free(run_once(&env, "--concurrency", "1"));
+	ck_assert_str_eq(fetch(&env, quiet_id).status, "delivered");
+
+	/* One transfer at a time: the quiet app's event is among the first
+	 * few sent, not behind all twenty of the busy app's. */
+	ids = tu_read_file(env.rx.ids_path, NULL);
+	snprintf(needle, sizeof(needle), "%lld ", (long long)quiet_id);
+	for (line = ids; line && *line; line = strchr(line, '\n') + 1) {
+		position++;
+		if (strncmp(line, needle, strlen(needle)) == 0)
+			break;
+	}
+	ck_assert_int_le(position, 3);
+	ck_assert_int_eq(tu_count(ids, "\n"), 21);
+	free(ids);
+	env_close(&env);
+}
+END_TEST
+
 /* ---- the daemon ------------------------------------------------------------ */
 
 static pid_t daemon_start(struct env *env, const char *grace)
@@ -663,6 +696,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(outcomes, unrenderable_event_fails_alone);
 	tcase_add_test(outcomes, config_error_waits_then_delivers);
 	tcase_add_test(outcomes, gone_disables_endpoint_until_enabled);
+	tcase_add_test(outcomes, busy_app_does_not_starve_another);
 	tcase_add_test(daemon, daemon_delivers_new_events_and_config_changes);
 	tcase_add_test(daemon, sigterm_puts_back_what_outlives_grace);
 	tcase_add_test(daemon, sigterm_lets_transfers_finish_within_grace);

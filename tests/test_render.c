@@ -960,6 +960,28 @@ START_TEST(json_record_value)
 }
 END_TEST
 
+START_TEST(parties_json_built)
+{
+	const struct render_party parties[] = {
+		{ "eric", "erics_iphone" },
+		{ "ma\"d", "dev:ice\\" },
+	};
+	const struct render_party bad[] = { { "ok", "bad\xff" } };
+	char err[256] = "";
+	char *text = render_parties_json(parties, 2, err, sizeof(err));
+
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text, "[{\"username\":\"eric\",\"device\":\"erics_iphone\"},"
+			 "{\"username\":\"ma\\\"d\",\"device\":\"dev:ice\\\\\"}]");
+	free(text);
+	text = render_parties_json(parties, 0, err, sizeof(err));
+	ck_assert_str_eq(text, "[]");
+	free(text);
+	ck_assert_ptr_null(render_parties_json(bad, 1, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "device") && strstr(err, "UTF-8"), "%s", err);
+}
+END_TEST
+
 START_TEST(json_record_order)
 {
 	const struct render_field fields[] = {
@@ -1036,6 +1058,7 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, template_kind_invalid);
 	tcase_add_loop_test(tc, content_kind, 0, N(content_types));
 	tcase_add_loop_test(tc, json_record_value, 0, N(record_cases));
+	tcase_add_test(tc, parties_json_built);
 	tcase_add_test(tc, json_record_order);
 	tcase_add_test(tc, json_record_large);
 	suite_add_tcase(s, tc);

@@ -1,7 +1,8 @@
 /*
  * test_store.c - the outbox database through store.h only: schema and
  * migrations, file modes, claims in due order, fenced outcomes, leases,
- * history filters, config, and a locked database. A fresh database per test.
+ * history filters, config, requeue, purge, stats, and a locked database. A
+ * fresh database per test.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -1368,6 +1369,207 @@ START_TEST(test_locked_database_is_busy_not_a_hang)
 }
 END_TEST
 
+/* ---- requeue, purge, stats ---------------------------------------------- */
+
+/* Claims every pending event of cloud_id and fails each, event i at
+ * finished[i]. */
+static void fail_all(struct store *store, const char *cloud_id,
+		     const int64_t *finished, size_t n)
+{
+	struct claimed c = claim(store, cloud_id, T0, 7, n);
+
+	ck_assert_uint_eq(c.count, n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(record_one(store, attempted(c.events[i].id, 7,
+					     EVENT_FAILED, 500, "HTTP 500",
+					     finished[i])), 0);
+	store_events_free(c.events, c.count);
+}
+
+START_TEST(test_requeue_batches_fence_and_budget)
+{
+	const int64_t finished[] = { T0 + 1000, T0 + 2000, T0 + 3000,
+				     T0 + 4000, T0 + 5000 };
+	struct requeue_filter all = { 0 }, recent = { 0 };
+	char since[TIME_TEXT_SIZE];
+	int64_t count = 0, n = 0, last = 0;
+	struct claimed c;
+	struct snap s;
+	struct db db;
+
+	db_open(&db, "store_requeue");
+	for (int i = 0; i < 5; i++)
+		add_event(db.store, NULL, "+1");
+	fail_all(db.store, NULL, finished, 5);
+
+	ck_assert_int_eq(store_requeue_count(db.store, &all, &count), STORE_OK);
+	ck_assert_int_eq(count, 5);
+	fmt(T0 + 3000, since);
+	recent.since = since;
+	ck_assert_int_eq(store_requeue_count(db.store, &recent, &count), STORE_OK);
+	ck_assert_int_eq(count, 3);
+
+	/* Batches of two, fenced at id 4: 1-2, 3-4, then none; 5 stays. */
+	ck_assert_int_eq(store_requeue_batch(db.store, &all, 0, 4, 2, &n, &last),
+			 STORE_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(last, 2);
+	ck_assert_int_eq(store_requeue_batch(db.store, &all, last, 4, 2, &n, &last),
+			 STORE_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(last, 4);
+	ck_assert_int_eq(store_requeue_batch(db.store, &all, last, 4, 2, &n, &last),
+			 STORE_OK);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(last, 4);
+	ck_assert_str_eq(snap_of(db.store, 5).status, "failed");
+
+	s = snap_of(db.store, 1);
+	ck_assert_str_eq(s.status, "pending");
+	ck_assert_int_eq(s.attempts, 1);
+	ck_assert_str_eq(s.next, "NULL");
+	ck_assert_int_eq(s.http, 500);
+	ck_assert_str_eq(s.error, "HTTP 500");
+
+	/* A fresh budget: the attempt counts on, the budget starts over. */
+	c = claim(db.store, NULL, T0 + 10000, 8, 1);
+	ck_assert_uint_eq(c.count, 1);
+	ck_assert_int_eq(c.events[0].id, 1);
+	ck_assert_int_eq(c.events[0].attempts, 1);
+	ck_assert_int_eq(c.events[0].budget_used, 0);
+	store_events_free(c.events, c.count);
+	db_close(&db);
+}
+END_TEST
+
+START_TEST(test_purge_oldest_first_never_live)
+{
+	const int64_t finished[] = { T0 + 2000 };
+	char cutoff[TIME_TEXT_SIZE];
+	int64_t delivered, failed, pending, sending, count = 0, events, attempts;
+	struct claimed c;
+	struct db db;
+
+	db_open(&db, "store_purge");
+	failed = add_event(db.store, "f", "+1");
+	fail_all(db.store, "f", finished, 1);
+	delivered = add_event(db.store, NULL, "+2");
+	c = claim(db.store, NULL, T0, 9, 1);
+	ck_assert_uint_eq(record_one(db.store, attempted(delivered, 9,
+				     EVENT_DELIVERED, 204, NULL, T0 + 1000)), 0);
+	store_events_free(c.events, c.count);
+	sending = add_event(db.store, NULL, "+3");
+	c = claim(db.store, NULL, T0, 10, 1);
+	store_events_free(c.events, c.count);
+	pending = add_event(db.store, NULL, "+4");
+
+	fmt(T0 + 1500, cutoff);
+	ck_assert_int_eq(store_purge_count(db.store, cutoff, &count), STORE_OK);
+	ck_assert_int_eq(count, 1);
+	/* Everything finished is old by then; the oldest goes first. */
+	fmt(T0 + 60000, cutoff);
+	ck_assert_int_eq(store_purge_count(db.store, cutoff, &count), STORE_OK);
+	ck_assert_int_eq(count, 2);
+	ck_assert_int_eq(store_purge_batch(db.store, cutoff, 1, &events,
+					   &attempts), STORE_OK);
+	ck_assert_int_eq(events, 1);
+	ck_assert_int_eq(attempts, 1);
+	ck_assert_uint_eq(attempts_of(db.store, delivered).count, 0);
+	ck_assert_str_eq(snap_of(db.store, failed).status, "failed");
+	ck_assert_int_eq(store_purge_batch(db.store, cutoff, 1, &events,
+					   &attempts), STORE_OK);
+	ck_assert_int_eq(events, 1);
+	ck_assert_uint_eq(attempts_of(db.store, failed).count, 0);
+	ck_assert_int_eq(store_purge_batch(db.store, cutoff, 1, &events,
+					   &attempts), STORE_OK);
+	ck_assert_int_eq(events, 0);
+	ck_assert_uint_eq(history_count(db.store), 2);
+	ck_assert_str_eq(snap_of(db.store, sending).status, "sending");
+	ck_assert_str_eq(snap_of(db.store, pending).status, "pending");
+	db_close(&db);
+}
+END_TEST
+
+struct cloud_rows {
+	size_t count;
+	char cloud_id[4][16];
+	int64_t by_status[4][4];
+};
+
+static int cloud_each(const struct stats_cloud_row *row, void *arg)
+{
+	struct cloud_rows *rows = arg;
+
+	ck_assert_uint_lt(rows->count, 4);
+	text_copy(rows->cloud_id[rows->count], sizeof rows->cloud_id[0],
+		  row->cloud_id);
+	memcpy(rows->by_status[rows->count], row->by_status,
+	       sizeof rows->by_status[0]);
+	rows->count++;
+	return 0;
+}
+
+START_TEST(test_stats_counts_and_percentiles)
+{
+	struct outcome outcomes[10];
+	struct cloud_rows rows;
+	struct store_stats st;
+	int64_t now = time_now_ms();
+	struct claimed c;
+	struct db db;
+
+	db_open(&db, "store_stats");
+	for (int i = 0; i < 10; i++)
+		add_event(db.store, NULL, "+1");
+	c = claim(db.store, NULL, now, 11, 10);
+	ck_assert_uint_eq(c.count, 10);
+	/* Durations 10, 20, ... 100 ms; the last one fails. */
+	for (size_t i = 0; i < 10; i++) {
+		outcomes[i] = attempted(c.events[i].id, 11, i == 9 ? EVENT_FAILED
+					: EVENT_DELIVERED, i == 9 ? 404 : 204,
+					i == 9 ? "HTTP 404" : NULL, now);
+		outcomes[i].duration_ms = (int64_t)(i + 1) * 10;
+	}
+	ck_assert_uint_eq(record(db.store, outcomes, 10), 0);
+	store_events_free(c.events, c.count);
+	add_event(db.store, "other", "+2");
+
+	ck_assert_int_eq(store_stats(db.store, now + 1000, &st), STORE_OK);
+	ck_assert_int_eq(st.due_now, 1);
+	ck_assert_int_eq(strlen(st.oldest_pending), TIME_TEXT_SIZE - 1);
+	ck_assert_int_eq(st.last_minute.attempts, 10);
+	ck_assert_int_eq(st.last_minute.delivered, 9);
+	ck_assert_int_eq(st.last_minute.failed_attempts, 1);
+	ck_assert_int_eq(st.last_minute.events_failed, 1);
+	ck_assert_int_eq(st.last_hour.attempts, 10);
+	ck_assert_int_eq(st.duration.count, 10);
+	ck_assert_int_eq(st.duration.p50, 50);
+	ck_assert_int_eq(st.duration.p90, 90);
+	ck_assert_int_eq(st.duration.p99, 100);
+	ck_assert_int_eq(st.duration.max, 100);
+	ck_assert_int_eq(st.latency.count, 9);
+	ck_assert_int_le(st.latency.p50, st.latency.p90);
+	ck_assert_int_le(st.latency.p99, st.latency.max);
+
+	/* Two minutes later the minute is empty, the hour is not. */
+	ck_assert_int_eq(store_stats(db.store, now + 120000, &st), STORE_OK);
+	ck_assert_int_eq(st.last_minute.attempts, 0);
+	ck_assert_int_eq(st.last_minute.events_failed, 0);
+	ck_assert_int_eq(st.last_hour.attempts, 10);
+
+	memset(&rows, 0, sizeof rows);
+	ck_assert_int_eq(store_stats_clouds(db.store, cloud_each, &rows), STORE_OK);
+	ck_assert_uint_eq(rows.count, 2);
+	ck_assert_str_eq(rows.cloud_id[0], "default");
+	ck_assert_int_eq(rows.by_status[0][EVENT_DELIVERED], 9);
+	ck_assert_int_eq(rows.by_status[0][EVENT_FAILED], 1);
+	ck_assert_int_eq(rows.by_status[0][EVENT_PENDING], 0);
+	ck_assert_str_eq(rows.cloud_id[1], "other");
+	ck_assert_int_eq(rows.by_status[1][EVENT_PENDING], 1);
+	db_close(&db);
+}
+END_TEST
+
 START_TEST(test_status_names)
 {
 	static const struct {
@@ -1422,6 +1624,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_history_callback_may_read_attempts_not_history);
 	tcase_add_test(tc, test_config_set_unset_list);
 	tcase_add_test(tc, test_locked_database_is_busy_not_a_hang);
+	tcase_add_test(tc, test_requeue_batches_fence_and_budget);
+	tcase_add_test(tc, test_purge_oldest_first_never_live);
+	tcase_add_test(tc, test_stats_counts_and_percentiles);
 	tcase_add_test(tc, test_status_names);
 	suite_add_tcase(suite, tc);
 	return suite;

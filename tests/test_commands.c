@@ -1,0 +1,607 @@
+/*
+ * test_commands.c - the operator's commands, as the real binary against a
+ * real database and the real receiver: enqueue, requeue, purge, stats, and
+ * the request that config check describes (compared with the one sent).
+ *
+ * Rows are read back through store.h; events reach their states by real
+ * deliveries (`run --once`), never by writing the rows by hand.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "testutil.h"
+#include "timeutil.h"
+
+#define RUN_TIMEOUT_MS 20000
+
+struct env {
+	char *dir;
+	char *db;
+	struct tu_receiver rx;
+};
+
+static void env_open(struct env *env, const char *name)
+{
+	env->dir = tu_tmpdir(name);
+	env->db = tu_path(env->dir, "relay.db");
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "init",
+				       env->db, NULL), 0);
+	tu_receiver_start(&env->rx, env->dir);
+}
+
+static void env_close(struct env *env)
+{
+	tu_receiver_stop(&env->rx);
+	free(env->db);
+	free(env->dir);
+}
+
+static void config_set(struct env *env, const char *cloud_id, const char *key,
+		       const char *value)
+{
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "config",
+				       env->db, "set", key, value, "--cloud-id",
+				       cloud_id, NULL), 0);
+}
+
+static void provision(struct env *env, const char *cloud_id, const char *path)
+{
+	char *url = tu_receiver_url(&env->rx, path);
+
+	config_set(env, cloud_id, "smartContactNotificationUrl", url);
+	config_set(env, cloud_id, "smartContactNotificationContentType",
+		   "application/json");
+	free(url);
+}
+
+/* `smartrelay enqueue` of one party in cloud_id; returns the printed id. */
+static int64_t enqueue(struct env *env, const char *cloud_id, const char *number)
+{
+	char *out = NULL, *end;
+	long long id;
+
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "enqueue",
+				       env->db, "--number", number, "--network",
+				       "network_1", "--uri", "sip_uri_1", "--party",
+				       "eric:erics_iphone", "--cloud-id", cloud_id,
+				       NULL), 0);
+	id = strtoll(out, &end, 10);
+	ck_assert_msg(id > 0 && strcmp(end, "\n") == 0, "enqueue printed '%s'", out);
+	free(out);
+	return id;
+}
+
+static void run_once(struct env *env, const char *max_attempts)
+{
+	char *err = NULL;
+	int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
+				   "--retry-base", "0", "--retry-max", "0",
+				   "--max-attempts", max_attempts, env->db, NULL);
+
+	ck_assert_msg(status == 0, "run --once exited %d: %s", status, err);
+	free(err);
+}
+
+struct row {
+	int found;
+	char status[16];
+	int64_t attempts;
+	long http_status;
+	int has_error;
+	int has_next_attempt;
+	int attempt_rows;
+};
+
+static int take_row(const struct history_row *h, void *arg)
+{
+	struct row *row = arg;
+
+	row->found = 1;
+	snprintf(row->status, sizeof(row->status), "%s", h->status);
+	row->attempts = h->attempts;
+	row->http_status = h->http_status;
+	row->has_error = h->error != NULL;
+	row->has_next_attempt = h->next_attempt_at != NULL;
+	return 0;
+}
+
+static int take_attempt(const struct attempt_row *a, void *arg)
+{
+	struct row *row = arg;
+
+	row->attempt_rows++;
+	/* Attempt numbers stay unique and in order across requeues. */
+	ck_assert_int_eq(a->attempt, row->attempt_rows);
+	return 0;
+}
+
+/* The event's row (found 0 when it is gone) and its attempt count. */
+static struct row fetch(struct env *env, int64_t id)
+{
+	struct history_filter filter = { .id = id };
+	struct store *store = NULL;
+	struct row row;
+	char err[256];
+
+	memset(&row, 0, sizeof(row));
+	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
+				    sizeof(err)), STORE_OK);
+	ck_assert_int_eq(store_history(store, &filter, take_row, &row), STORE_OK);
+	ck_assert_int_eq(store_attempts(store, id, take_attempt, &row), STORE_OK);
+	store_close(store);
+	return row;
+}
+
+/* Runs smartrelay with up to 8 arguments; returns the exit status. */
+static int cmd(char **out, char **err, const char *a, const char *b,
+	       const char *c, const char *d, const char *e, const char *f,
+	       const char *g, const char *h)
+{
+	return tu_smartrelay(RUN_TIMEOUT_MS, out, err, a, b, c, d, e, f, g, h,
+			     (char *)NULL);
+}
+
+/* ---- enqueue -------------------------------------------------------------- */
+
+START_TEST(enqueue_event_is_delivered)
+{
+	struct env env;
+	char *out = NULL, *requests;
+	long long id;
+
+	env_open(&env, "enqueue");
+	provision(&env, "default", "/");
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "enqueue",
+				       env.db, "--number", "+420111222333",
+				       "--network", "network_1", "--uri", "sip_uri_1",
+				       "--party", "eric:erics_iphone", "--party",
+				       "madelaine:madelaines:android", "--json",
+				       NULL), 0);
+	ck_assert_int_eq(sscanf(out, "{\"id\":%lld}", &id), 1);
+	free(out);
+	run_once(&env, "10");
+	requests = tu_receiver_requests(&env.rx);
+	/* Split at the first ':' only; the rest belongs to the device. */
+	ck_assert_ptr_nonnull(strstr(requests,
+		"\"interestedParties\" : [{\"username\":\"eric\",\"device\":"
+		"\"erics_iphone\"},{\"username\":\"madelaine\",\"device\":"
+		"\"madelaines:android\"}]"));
+	ck_assert_ptr_nonnull(strstr(requests, "\"newSmartNumber\" : \"+420111222333\""));
+	free(requests);
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(enqueue_refuses_bad_input)
+{
+	static const char *const cases[][8] = {
+		{ "--network", "n", "--uri", "u", "--party", "a:b", NULL },
+		{ "--number", "1", "--network", "n", "--uri", "u", NULL },
+		{ "--number", "1", "--network", "n", "--uri", "u", "--party", "ab" },
+		{ "--number", "1", "--network", "n", "--uri", "u", "--party", ":b" },
+		{ "--number", "1", "--network", "n", "--uri", "u", "--party", "a:" },
+		{ "--number", "", "--network", "n", "--uri", "u", "--party", "a:b" },
+		{ "--number", "1", "--network", "n", "--uri", "u", "--party", "a\xff:b" },
+	};
+	struct env env;
+	char *out = NULL;
+
+	env_open(&env, "enqueuebad");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *err = NULL;
+		int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "enqueue",
+					   env.db, cases[i][0], cases[i][1],
+					   cases[i][2], cases[i][3], cases[i][4],
+					   cases[i][5], cases[i][6], cases[i][7],
+					   (char *)NULL);
+
+		ck_assert_msg(status == 2, "case %zu: exit %d", i, status);
+		ck_assert_msg(strstr(err, "smartrelay enqueue: "), "case %zu: %s", i, err);
+		free(err);
+	}
+	/* Nothing was added. */
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "history",
+				       env.db, "--json", NULL), 0);
+	ck_assert_str_eq(out, "[]\n");
+	free(out);
+	env_close(&env);
+}
+END_TEST
+
+/* ---- requeue -------------------------------------------------------------- */
+
+START_TEST(requeue_gives_a_fresh_budget)
+{
+	struct env env;
+	struct row row;
+	char *out = NULL;
+	int64_t id;
+
+	env_open(&env, "requeue");
+	provision(&env, "default", "/status/503");
+	id = enqueue(&env, "default", "1");
+	run_once(&env, "2");
+	run_once(&env, "2");
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "failed");
+	ck_assert_int_eq(row.attempts, 2);
+
+	ck_assert_int_eq(cmd(&out, NULL, "requeue", env.db, "--status", "failed",
+			     NULL, NULL, NULL, NULL), 0);
+	ck_assert_str_eq(out, "requeued 1 event\n");
+	free(out);
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 2);
+	ck_assert_int_eq(row.has_next_attempt, 0);
+	/* The last attempt's outcome stays until the next attempt. */
+	ck_assert_int_eq(row.http_status, 503);
+	ck_assert_int_eq(row.has_error, 1);
+
+	/* Without a fresh budget this third attempt would be the last. */
+	run_once(&env, "2");
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 3);
+	ck_assert_int_eq(row.attempt_rows, 3);
+	run_once(&env, "2");
+	row = fetch(&env, id);
+	ck_assert_str_eq(row.status, "failed");
+	ck_assert_int_eq(row.attempts, 4);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(requeue_selects_and_refuses)
+{
+	struct env env;
+	char *out = NULL, *err = NULL;
+	int64_t a, b, ok;
+	char id_text[32];
+
+	env_open(&env, "requeuesel");
+	provision(&env, "default", "/status/404");
+	provision(&env, "other", "/status/404");
+	a = enqueue(&env, "default", "1");
+	b = enqueue(&env, "other", "2");
+	run_once(&env, "10");
+	provision(&env, "default", "/");
+	ok = enqueue(&env, "default", "3");
+	run_once(&env, "10");
+	ck_assert_str_eq(fetch(&env, ok).status, "delivered");
+
+	/* A bare requeue, or any status but failed, is bad usage. */
+	ck_assert_int_eq(cmd(NULL, &err, "requeue", env.db, NULL, NULL, NULL,
+			     NULL, NULL, NULL), 2);
+	ck_assert_ptr_nonnull(strstr(err, "--status failed"));
+	free(err);
+	ck_assert_int_eq(cmd(NULL, NULL, "requeue", env.db, "--cloud-id", "other",
+			     NULL, NULL, NULL, NULL), 2);
+	ck_assert_int_eq(cmd(NULL, NULL, "requeue", env.db, "--status", "pending",
+			     NULL, NULL, NULL, NULL), 2);
+	ck_assert_int_eq(cmd(NULL, NULL, "requeue", env.db, "--status", "failed",
+			     "--since", "yesterday", NULL, NULL), 2);
+
+	/* A delivered event is not requeued: one line, exit 1. */
+	snprintf(id_text, sizeof(id_text), "%lld", (long long)ok);
+	ck_assert_int_eq(cmd(NULL, &err, "requeue", env.db, "--id", id_text,
+			     NULL, NULL, NULL, NULL), 1);
+	ck_assert_int_eq(tu_count(err, "\n"), 1);
+	ck_assert_ptr_nonnull(strstr(err, "not a failed event"));
+	free(err);
+	ck_assert_str_eq(fetch(&env, ok).status, "delivered");
+
+	/* Dry run and a future --since change nothing. */
+	ck_assert_int_eq(cmd(&out, NULL, "requeue", env.db, "--status", "failed",
+			     "--dry-run", "--json", NULL, NULL), 0);
+	ck_assert_str_eq(out, "{\"would_requeue\":2}\n");
+	free(out);
+	ck_assert_int_eq(cmd(&out, NULL, "requeue", env.db, "--status", "failed",
+			     "--since", "2999-01-01", NULL, NULL), 0);
+	ck_assert_str_eq(out, "requeued 0 events\n");
+	free(out);
+	ck_assert_str_eq(fetch(&env, a).status, "failed");
+
+	/* --cloud-id narrows to that app's events. */
+	ck_assert_int_eq(cmd(&out, NULL, "requeue", env.db, "--status", "failed",
+			     "--cloud-id", "other", "--json", NULL), 0);
+	ck_assert_str_eq(out, "{\"requeued\":1}\n");
+	free(out);
+	ck_assert_str_eq(fetch(&env, a).status, "failed");
+	ck_assert_str_eq(fetch(&env, b).status, "pending");
+
+	snprintf(id_text, sizeof(id_text), "%lld", (long long)a);
+	ck_assert_int_eq(cmd(&out, NULL, "requeue", env.db, "--id", id_text,
+			     NULL, NULL, NULL, NULL), 0);
+	ck_assert_str_eq(out, "requeued 1 event\n");
+	free(out);
+	ck_assert_str_eq(fetch(&env, a).status, "pending");
+	env_close(&env);
+}
+END_TEST
+
+/* ---- purge ------------------------------------------------------------- */
+
+START_TEST(purge_takes_old_finished_events_only)
+{
+	struct env env;
+	char *out = NULL, *err = NULL;
+	int64_t delivered, failed, pending, failed2;
+	struct row row;
+
+	env_open(&env, "purge");
+	provision(&env, "default", "/");
+	delivered = enqueue(&env, "default", "1");
+	run_once(&env, "10");
+	provision(&env, "default", "/status/400");
+	failed = enqueue(&env, "default", "2");
+	failed2 = enqueue(&env, "default", "3");
+	run_once(&env, "10");
+	/* Pending for good: its app has no options. */
+	pending = enqueue(&env, "noconfig", "4");
+	run_once(&env, "10");
+	ck_assert_str_eq(fetch(&env, delivered).status, "delivered");
+	ck_assert_str_eq(fetch(&env, failed).status, "failed");
+
+	ck_assert_int_eq(cmd(NULL, NULL, "purge", env.db, NULL, NULL, NULL, NULL,
+			     NULL, NULL), 2);
+	ck_assert_int_eq(cmd(NULL, NULL, "purge", env.db, "--older-than", "ten",
+			     NULL, NULL, NULL, NULL), 2);
+
+	/* Nothing is an hour old yet. */
+	ck_assert_int_eq(cmd(&out, NULL, "purge", env.db, "--older-than", "1h",
+			     NULL, NULL, NULL, NULL), 0);
+	ck_assert_str_eq(out, "purged 0 events and 0 attempts\n");
+	free(out);
+	ck_assert_int_eq(fetch(&env, delivered).found, 1);
+
+	tu_sleep_ms(20);
+	ck_assert_int_eq(cmd(&out, NULL, "purge", env.db, "--older-than", "0s",
+			     "--dry-run", NULL, NULL, NULL), 0);
+	ck_assert_str_eq(out, "would purge 3 events\n");
+	free(out);
+	/* One event per transaction: the batches add up. */
+	ck_assert_int_eq(cmd(&out, &err, "purge", env.db, "--older-than", "0s",
+			     "--batch", "1", "--json", NULL), 0);
+	ck_assert_str_eq(out, "{\"purged\":3,\"attempts\":3}\n");
+	/* Not a terminal: no progress line. */
+	ck_assert_str_eq(err, "");
+	free(out);
+	free(err);
+	ck_assert_int_eq(fetch(&env, delivered).found, 0);
+	row = fetch(&env, failed);
+	ck_assert_int_eq(row.found, 0);
+	ck_assert_int_eq(row.attempt_rows, 0);
+	ck_assert_int_eq(fetch(&env, failed2).found, 0);
+	row = fetch(&env, pending);
+	ck_assert_int_eq(row.found, 1);
+	ck_assert_str_eq(row.status, "pending");
+	env_close(&env);
+}
+END_TEST
+
+/* ---- stats ------------------------------------------------------------- */
+
+START_TEST(stats_counts_and_shouts_disabled)
+{
+	struct env env;
+	char *out = NULL, *err = NULL;
+
+	env_open(&env, "stats");
+	provision(&env, "default", "/");
+	provision(&env, "goneapp", "/status/410");
+	enqueue(&env, "default", "1");
+	enqueue(&env, "default", "2");
+	enqueue(&env, "goneapp", "3");
+	run_once(&env, "10");
+	enqueue(&env, "goneapp", "4");
+	enqueue(&env, "noconfig", "5");
+
+	ck_assert_int_eq(cmd(&out, &err, "stats", env.db, "--json", NULL, NULL,
+			     NULL, NULL, NULL), 0);
+	ck_assert_msg(strstr(out, "\"pending\":2,\"sending\":0,\"delivered\":2,"
+			     "\"failed\":1,\"due_now\":2,"), "%s", out);
+	ck_assert_msg(strstr(out, "\"last_minute\":{\"attempts\":3,\"delivered\":2,"
+			     "\"failed_attempts\":1,\"events_failed\":1}"), "%s", out);
+	ck_assert_msg(strstr(out, "\"latency_last_hour\":{\"count\":2,"), "%s", out);
+	ck_assert_msg(strstr(out, "\"duration_last_hour\":{\"count\":3,"), "%s", out);
+	ck_assert_msg(strstr(out, "{\"cloud_id\":\"goneapp\",\"pending\":1,"
+			     "\"sending\":0,\"delivered\":0,\"failed\":1,"), "%s", out);
+	ck_assert_msg(strstr(out, "\"disabled_endpoints\":[{\"cloud_id\":\"goneapp\","),
+		      "%s", out);
+	ck_assert_ptr_nonnull(strstr(err, "cloud_id=goneapp is DISABLED"));
+	free(out);
+	free(err);
+
+	ck_assert_int_eq(cmd(&out, &err, "stats", env.db, NULL, NULL, NULL, NULL,
+			     NULL, NULL), 0);
+	ck_assert_msg(strncmp(out, "!! DISABLED endpoint: cloud_id=goneapp", 38) == 0,
+		      "%s", out);
+	ck_assert_ptr_nonnull(strstr(out, "pending 2  sending 0  delivered 2  "
+				     "failed 1  total 5"));
+	ck_assert_ptr_nonnull(strstr(out, "p50 "));
+	ck_assert_ptr_nonnull(strstr(out, "noconfig"));
+	free(out);
+	free(err);
+
+	/* Re-enabled: no more warning. */
+	ck_assert_int_eq(cmd(NULL, NULL, "config", env.db, "enable", "--cloud-id",
+			     "goneapp", NULL, NULL, NULL), 0);
+	ck_assert_int_eq(cmd(&out, &err, "stats", env.db, NULL, NULL, NULL, NULL,
+			     NULL, NULL), 0);
+	ck_assert_ptr_null(strstr(out, "DISABLED"));
+	ck_assert_str_eq(err, "");
+	free(out);
+	free(err);
+	env_close(&env);
+}
+END_TEST
+
+/* ---- retention in the daemon --------------------------------------------- */
+
+START_TEST(daemon_retention_purges_old_events)
+{
+	char *argv[] = {
+		getenv("SMARTRELAY_BIN"), (char *)"run", NULL,
+		(char *)"--retention", (char *)"1s", NULL,
+	};
+	struct env env;
+	char *log_path;
+	int64_t old, live;
+	pid_t pid;
+	int waited = 0;
+
+	env_open(&env, "retention");
+	provision(&env, "default", "/");
+	old = enqueue(&env, "default", "1");
+	run_once(&env, "10");
+	ck_assert_str_eq(fetch(&env, old).status, "delivered");
+	live = enqueue(&env, "noconfig", "2");
+	ck_assert_int_eq(cmd(NULL, NULL, "run", "--once", "--retention", "1s",
+			     env.db, NULL, NULL, NULL), 2);
+	/* Older than the retention by the time the daemon looks. */
+	tu_sleep_ms(1100);
+	argv[2] = env.db;
+	log_path = tu_path(env.dir, "daemon.log");
+	pid = tu_spawn(argv, NULL, log_path);
+	while (fetch(&env, old).found && waited < 10000) {
+		tu_sleep_ms(50);
+		waited += 50;
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	ck_assert_int_eq(fetch(&env, old).found, 0);
+	ck_assert_int_eq(fetch(&env, old).attempt_rows, 0);
+	ck_assert_str_eq(fetch(&env, live).status, "pending");
+	free(log_path);
+	env_close(&env);
+}
+END_TEST
+
+/* ---- config check ------------------------------------------------------- */
+
+/* The head of the first recorded request, CRLF made LF, without the body. */
+static char *received_head(struct env *env)
+{
+	char *requests = tu_receiver_requests(&env->rx);
+	char *start = strstr(requests, "POST ");
+	char *end, *head, *w;
+
+	ck_assert_ptr_nonnull(start);
+	end = strstr(start, "\r\n\r\n");
+	ck_assert_ptr_nonnull(end);
+	head = calloc((size_t)(end - start) + 2, 1);
+	ck_assert_ptr_nonnull(head);
+	w = head;
+	for (const char *r = start; r < end; r++)
+		if (*r != '\r')
+			*w++ = *r;
+	*w = '\n';
+	free(requests);
+	return head;
+}
+
+START_TEST(config_check_prints_the_request_sent)
+{
+	struct env env;
+	char *out = NULL, *head, *request;
+
+	env_open(&env, "configcheck");
+	provision(&env, "default", "/notify?app=1");
+	config_set(&env, "default", "smartContactNotificationCustomHeaders",
+		   "X-Trace: 1\nAccept: application/json");
+	ck_assert_int_eq(cmd(&out, NULL, "config", env.db, "check", NULL, NULL,
+			     NULL, NULL, NULL), 0);
+	/* The lines that were there before the request. */
+	ck_assert_ptr_nonnull(strstr(out, "cloud_id=default: ok\n"));
+	ck_assert_ptr_nonnull(strstr(out, "sample body (234 bytes):\n"));
+	request = strstr(out, "sample request (event id 1; secrets masked):\n");
+	ck_assert_ptr_nonnull(request);
+	request = strchr(request, '\n') + 1;
+
+	/* The sample is the document's example: the same event, sent for real. */
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "enqueue",
+				       env.db, "--number", "+420111222333",
+				       "--network", "network_1", "--uri", "sip_uri_1",
+				       "--party", "eric:erics_iphone", "--party",
+				       "madelaine:madelaines_android", NULL), 0);
+	run_once(&env, "10");
+	ck_assert_str_eq(fetch(&env, 1).status, "delivered");
+	head = received_head(&env);
+	ck_assert_str_eq(request, head);
+	free(head);
+	free(out);
+
+	/* Secrets are masked; the user name is shown. */
+	config_set(&env, "default", "smartContactNotificationCustomHeaders",
+		   "X-Api-Key: abc123\nAuthorization: Bearer xyz789");
+	config_set(&env, "default", "smartContactNotificationAuthUsername", "alice");
+	config_set(&env, "default", "smartContactNotificationAuthPassword", "s3cret");
+	config_set(&env, "default", "smartContactNotificationAllowInsecureAuth", "true");
+	ck_assert_int_eq(cmd(&out, NULL, "config", env.db, "check", NULL, NULL,
+			     NULL, NULL, NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "\nX-Api-Key: ********\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\nAuthorization: ********\n"));
+	ck_assert_ptr_nonnull(strstr(out, "user alice"));
+	ck_assert_ptr_null(strstr(out, "abc123"));
+	ck_assert_ptr_null(strstr(out, "xyz789"));
+	ck_assert_ptr_null(strstr(out, "s3cret"));
+	free(out);
+	env_close(&env);
+}
+END_TEST
+
+START_TEST(new_commands_have_help)
+{
+	static const char *const commands[] = { "enqueue", "requeue", "stats", "purge" };
+	char *out = NULL;
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL,
+					       commands[i], "--help", NULL), 0);
+		ck_assert_ptr_nonnull(strstr(out, commands[i]));
+		free(out);
+		ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL,
+					       commands[i], "--bogus", NULL), 2);
+	}
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "--version",
+				       NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "smartrelay "));
+	free(out);
+}
+END_TEST
+
+static Suite *commands_suite(void)
+{
+	Suite *s = suite_create("commands");
+	TCase *tc = tcase_create("commands");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, enqueue_event_is_delivered);
+	tcase_add_test(tc, enqueue_refuses_bad_input);
+	tcase_add_test(tc, requeue_gives_a_fresh_budget);
+	tcase_add_test(tc, requeue_selects_and_refuses);
+	tcase_add_test(tc, purge_takes_old_finished_events_only);
+	tcase_add_test(tc, stats_counts_and_shouts_disabled);
+	tcase_add_test(tc, daemon_retention_purges_old_events);
+	tcase_add_test(tc, config_check_prints_the_request_sent);
+	tcase_add_test(tc, new_commands_have_help);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(commands_suite());
+	int failed;
+
+	srunner_run_all(runner, CK_NORMAL);
+	failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
