@@ -611,10 +611,12 @@ static void claim_due(struct relay *relay)
 	start = relay->claim_rotation++ % relay->app_count;
 	for (size_t k = 0; k < relay->app_count && slots > 0; k++) {
 		struct app *app = relay->apps[(start + k) % relay->app_count];
-		size_t share = (slots + due - 1) / due;
+		size_t share;
 
 		if (!app_ready(app) || app->next_due_ms > now)
 			continue;
+		/* Only here: once every due app is served, due is 0. */
+		share = (slots + due - 1) / due;
 		slots -= app_claim(relay, app, share, now);
 		due--;
 	}
