@@ -221,7 +221,9 @@ struct queue_depth {
 	const char *cloud_id;
 	enum event_status status;  /* EVENT_PENDING or EVENT_SENDING */
 	int64_t count;
-	int64_t oldest_created_ms; /* the oldest created_at; 0 when unreadable */
+	/* created_at of the first produced (lowest id) of them; 0 when
+	 * unreadable */
+	int64_t oldest_created_ms;
 };
 
 /*
