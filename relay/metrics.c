@@ -369,15 +369,14 @@ static int queue_take(const struct queue_depth *d, void *arg)
 /* A failed read keeps the last numbers and counts the failure. */
 static void queue_refresh(struct metrics *m)
 {
-	struct queue_read read = { calloc(QUEUE_MAX_ROWS, sizeof(*read.rows)), 0, 0 };
+	struct queue_read read = { NULL, 0, 0 };
 	int64_t now = time_mono_ms();
 	int rc;
 
-	if (m->queue_read_ms && now - m->queue_read_ms < QUEUE_REFRESH_MS) {
-		free(read.rows);
+	if (m->queue_read_ms && now - m->queue_read_ms < QUEUE_REFRESH_MS)
 		return;
-	}
 	m->queue_read_ms = now;
+	read.rows = calloc(QUEUE_MAX_ROWS, sizeof(*read.rows));
 	if (!read.rows) {
 		m->queue_errors++;
 		return;
