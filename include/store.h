@@ -7,7 +7,7 @@
  * past the busy timeout and retries: try again later) or STORE_ERROR; the
  * reason of the last failure is store_errmsg(). Row states move only
  * pending -> sending -> {pending, delivered, failed} and failed -> pending
- * (requeue), mirrored by a CHECK in the schema.
+ * (requeue), enforced again by the schema's outbox_status_move trigger.
  *
  * Claims are fenced: each claim stamps its rows with a token and a lease
  * deadline, and an outcome is written only where the row still carries the
@@ -90,6 +90,7 @@ struct config_row {
 	char *cloud_id;
 	char *key;
 	char *value;
+	int value_has_nul;      /* the stored value held a NUL: it is cut here */
 };
 
 /*
@@ -147,6 +148,9 @@ struct event {
 	int64_t budget_used;    /* attempts made since the last requeue */
 	int64_t claim_token;
 	int64_t created_ms;     /* created_at; 0 when unreadable */
+	/* NULL, or the name of a field whose stored text held a NUL byte (the
+	 * C string stops there): such an event cannot be rendered faithfully. */
+	const char *nul_field;
 };
 
 struct claim_request {

@@ -55,6 +55,32 @@ static int config_show(struct store *store, const char *cloud_id)
 	return 0;
 }
 
+/*
+ * After a set: when the option just written is itself what makes the app's
+ * config bad (a typo'd key, a malformed value), say so now rather than in
+ * the relay's log. Other gaps (a key not set yet) are normal mid-setup.
+ */
+static void config_warn_about(struct store *store, const char *cloud_id,
+			      const char *key)
+{
+	struct config_row *rows = NULL;
+	struct endpoint *ep = NULL;
+	size_t count = 0;
+	char err[ENDPOINT_ERROR_SIZE], needle[256];
+
+	if (store_config_list(store, cloud_id, &rows, &count) != STORE_OK)
+		return;
+	if (endpoint_build(cloud_id, rows, count, 15000, &ep, err,
+			   sizeof(err)) != 0) {
+		snprintf(needle, sizeof(needle), " key=%s:", key);
+		if (strstr(err, needle))
+			fprintf(stderr, "smartrelay config: warning: %s; events of "
+				"cloud_id=%s wait until it is fixed\n", err, cloud_id);
+	}
+	endpoint_free(ep);
+	store_config_rows_free(rows, count);
+}
+
 static int config_check(struct store *store, const char *cloud_id)
 {
 	struct config_row *rows = NULL;
@@ -143,6 +169,8 @@ int cmd_config(int argc, char **argv)
 		rc = store_config_set(store, cloud_id, operands[2], operands[3]);
 		rc = rc == STORE_OK ? 0
 			: cli_runtime_error("config", "%s", store_errmsg(store));
+		if (rc == 0)
+			config_warn_about(store, cloud_id, operands[2]);
 	} else if (strcmp(action, "unset") == 0) {
 		rc = store_config_unset(store, cloud_id, operands[2], &removed);
 		if (rc != STORE_OK)

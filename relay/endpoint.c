@@ -50,11 +50,16 @@ static const char *const option_keys[OPT__COUNT] = {
 
 /* Headers the relay alone sets (contract 7.13): the framing of the request
  * and the body's type belong to the relay and libcurl. */
+/* The contract's four, plus the two whose meaning the relay guarantees:
+ * webhook-id is what receivers drop duplicates by, and Expect would bring
+ * back the 100-continue round trip. */
 static const char *const forbidden_headers[] = {
 	"Host",
 	"Content-Type",
 	"Content-Length",
 	"Transfer-Encoding",
+	"webhook-id",
+	"Expect",
 };
 
 /* The values of the known options (borrowed from the rows), NULL when
@@ -300,6 +305,8 @@ static int collect_options(struct build *b, const struct config_row *rows,
 		opt = option_index(key);
 		if (opt < 0)
 			return fail(b, key, "unknown option");
+		if (rows[i].value_has_nul)
+			return fail(b, key, "the value holds a NUL byte");
 		if (b->value[opt] != NULL)
 			return fail(b, key, "given twice");
 		b->value[opt] = rows[i].value;
@@ -397,14 +404,19 @@ static int check_timeout(struct build *b, int64_t default_ms,
 /*
  * Overwrites every occurrence of the password in text. No message here
  * prints a password, but the URL and template checks echo parts of other
- * values, and a password reused there must still not reach a log.
+ * values, and a password reused there must still not reach a log. A very
+ * short password is left alone: starring each "p" of a message would both
+ * mangle it and show where the password's letters stand.
  */
+#define REDACT_MIN_LEN 6
+
 static void redact(char *text, const char *password)
 {
 	size_t len;
 	char *hit;
 
-	if (text == NULL || password == NULL || password[0] == '\0')
+	if (text == NULL || password == NULL ||
+	    strlen(password) < REDACT_MIN_LEN)
 		return;
 	len = strlen(password);
 	while ((hit = strstr(text, password)) != NULL)

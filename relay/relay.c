@@ -43,6 +43,16 @@
 /* Pending cloud_ids looked at for a missing config, at most. */
 #define MAX_UNKNOWN_APPS 64
 #define ERROR_SIZE 320
+/*
+ * A producer's commit writes the -wal file (which wakes the loop) a moment
+ * before it publishes the commit in the -shm index (which data_version
+ * reads). After a wake-up that found no change yet, look again this many
+ * times, this often, rather than sleeping until the next wake-up.
+ */
+#define WAL_RECHECKS 10
+#define WAL_RECHECK_MS 1
+/* How long one database call may wait for a lock. */
+#define RELAY_BUSY_TIMEOUT_MS 250
 /* With a retention, one batch of old events goes this often; a full batch
  * means a backlog, and the next one follows at the next sweep. */
 #define RETENTION_INTERVAL_MS 60000
@@ -95,6 +105,7 @@ struct relay {
 	int64_t once_max_id;
 
 	size_t claim_rotation;   /* which app claims first next time */
+	int rechecks;            /* quick looks left after a WAL write */
 	int64_t next_sweep_ms;
 	int64_t next_retention_ms;
 	int64_t store_retry_ms;  /* 0: the store is healthy */
@@ -155,6 +166,13 @@ static void store_trouble(struct relay *relay, const char *what, int rc)
 		? min64(relay->store_retry_ms * 2, STORE_RETRY_MAX_MS)
 		: STORE_RETRY_MIN_MS;
 	relay->store_retry_at_ms = now + relay->store_retry_ms;
+	/* A lock held by a producer or another relay is normal and brief:
+	 * it is worth an error line only once it has lasted. */
+	if (rc == STORE_BUSY && relay->store_retry_ms < STORE_RETRY_MAX_MS) {
+		log_debug("database %s: busy; retrying in %" PRId64 " ms", what,
+			  relay->store_retry_ms);
+		return;
+	}
 	if (!relay->store_failing || log_get_level() >= LOG_LEVEL_DEBUG)
 		log_error("database %s: %s: %s; retrying", what,
 			  rc == STORE_BUSY ? "busy" : "failed",
@@ -519,6 +537,11 @@ static void flight_start(struct relay *relay, struct flight *f,
 	f->budget_used = ev->budget_used;
 	f->created_ms = ev->created_ms;
 	f->gone = 0;
+	if (ev->nul_field) {
+		snprintf(err, sizeof(err), "%s holds a NUL byte", ev->nul_field);
+		outcome_unrenderable(relay, f, err);
+		return;
+	}
 	if (render_body(f->app->ep->tmpl, &fields, &body, &len, err,
 			sizeof(err)) != 0) {
 		outcome_unrenderable(relay, f, err);
@@ -581,9 +604,13 @@ static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 
 		if (relay->opt->once) {
 			app->next_due_ms = INT64_MAX;
-		} else if (store_next_due(relay->store, app->cloud_id, &due)
-			   == STORE_OK) {
+		} else if ((rc = store_next_due(relay->store, app->cloud_id,
+						&due)) == STORE_OK) {
 			app->next_due_ms = due;
+		} else {
+			/* Look again later, not in a tight loop. */
+			store_trouble(relay, "next due time", rc);
+			app->next_due_ms = now + IDLE_WAIT_MS;
 		}
 	}
 	return count;
@@ -745,8 +772,12 @@ static void check_changes(struct relay *relay, int force)
 		store_trouble(relay, "change check", rc);
 		return;
 	}
-	if (!changed && !force)
+	if (!changed && !force) {
+		if (relay->rechecks > 0)
+			relay->rechecks--;
 		return;
+	}
+	relay->rechecks = 0;
 	apps_reload(relay);
 	/* New rows may be due: every app looks again. */
 	for (size_t i = 0; i < relay->app_count; i++)
@@ -790,6 +821,8 @@ static int wait_ms(struct relay *relay)
 	int64_t now = time_now_ms(), wait;
 
 	wait = relay->watch_fd >= 0 ? IDLE_WAIT_MS : IDLE_POLL_MS;
+	if (relay->rechecks > 0)
+		wait = WAL_RECHECK_MS;
 	if (relay->done)
 		wait = min64(wait, max64(relay->store_retry_at_ms - time_mono_ms(), 0));
 	if (relay->stopping)
@@ -797,6 +830,10 @@ static int wait_ms(struct relay *relay)
 					   time_mono_ms()));
 	if (transfer_pool_active(relay->pool) >= relay->opt->concurrency)
 		return (int)wait;
+	/* Nothing can be claimed while the database rests after a failure. */
+	if (store_resting(relay))
+		return (int)min64(wait, max64(relay->store_retry_at_ms -
+					      time_mono_ms(), 0));
 	for (size_t i = 0; i < relay->app_count; i++) {
 		const struct app *app = relay->apps[i];
 
@@ -879,13 +916,16 @@ static int relay_loop(struct relay *relay)
 		}
 		if (ready & 1u)
 			handle_signals(relay);
-		if (ready & 2u)
+		if (ready & 2u) {
 			drain(relay->watch_fd);
+			relay->rechecks = WAL_RECHECKS;
+		}
 		metrics_serve(relay->metrics);
 		reap_finished(relay);
 		outcomes_flush(relay);
+		/* Config changes apply to every claim, in --once too. */
+		check_changes(relay, 0);
 		if (!relay->opt->once) {
-			check_changes(relay, 0);
 			sweep(relay, time_mono_ms());
 			retention_purge(relay, time_mono_ms());
 		}
@@ -923,6 +963,12 @@ static int relay_start(struct relay *relay, const char *db_path)
 			sizeof(err));
 	if (rc != STORE_OK) {
 		log_error("%s", err);
+		return -1;
+	}
+	/* The loop also drives transfers and reads signals: it waits for a
+	 * lock only briefly, and backs off between tries instead. */
+	if (store_set_busy_timeout(relay->store, RELAY_BUSY_TIMEOUT_MS) != STORE_OK) {
+		log_error("%s", store_errmsg(relay->store));
 		return -1;
 	}
 	if (transfer_pool_new(&pool_options, &relay->pool, err, sizeof(err))) {

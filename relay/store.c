@@ -45,6 +45,9 @@ enum stmt {
 	STMT_BEGIN,
 	STMT_COMMIT,
 	STMT_ROLLBACK,
+	STMT_SAVEPOINT,
+	STMT_SAVEPOINT_RELEASE,
+	STMT_SAVEPOINT_ROLLBACK,
 	STMT_JOURNAL_WAL,
 	STMT_SYNCHRONOUS,
 	STMT_FOREIGN_KEYS,
@@ -59,10 +62,12 @@ enum stmt {
 	STMT_ENQUEUE,
 	STMT_CLAIM,
 	STMT_MAX_EVENT_ID,
+	STMT_LEASES_EXPIRED,
 	STMT_RECOVER_LEASES,
 	STMT_NEXT_DUE,
 	STMT_RECORD,
 	STMT_ATTEMPT_ADD,
+	STMT_RECORD_UNWRITABLE,
 	STMT_RELEASE,
 	STMT_HISTORY,
 	STMT_ATTEMPTS,
@@ -96,6 +101,12 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"BEGIN IMMEDIATE" },
 	[STMT_COMMIT] = { "commit", "COMMIT" },
 	[STMT_ROLLBACK] = { "rollback", "ROLLBACK" },
+	/* Each outcome of a batch stands alone: one that cannot be written
+	 * must not take the others down with it. */
+	[STMT_SAVEPOINT] = { "savepoint", "SAVEPOINT outcome" },
+	[STMT_SAVEPOINT_RELEASE] = { "savepoint_release", "RELEASE outcome" },
+	[STMT_SAVEPOINT_ROLLBACK] = { "savepoint_rollback",
+		"ROLLBACK TO outcome" },
 	[STMT_JOURNAL_WAL] = { "journal_mode", "PRAGMA journal_mode = WAL" },
 	[STMT_SYNCHRONOUS] = { "synchronous",
 		/* In WAL mode NORMAL syncs at checkpoints, not at each commit.
@@ -158,6 +169,9 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 	[STMT_MAX_EVENT_ID] = { "max_event_id",
 		/* max() of the rowid reads the last entry of the table. */
 		"SELECT ifnull(max(id), 0) FROM outbox" },
+	[STMT_LEASES_EXPIRED] = { "leases_expired",
+		"SELECT 1 FROM outbox"
+		" WHERE status = 'sending' AND lease_until <= ?1 LIMIT 1" },
 	[STMT_RECOVER_LEASES] = { "recover_leases",
 		"UPDATE outbox"
 		"   SET status = 'pending', next_attempt_at = NULL,"
@@ -183,9 +197,18 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		" WHERE id = ?8 AND claim_token = ?9 AND status = 'sending'"
 		" RETURNING attempts" },
 	[STMT_ATTEMPT_ADD] = { "attempt_add",
+		/* Never below a number already logged for the event: a row
+		 * whose attempts were reset by hand must not collide. */
 		"INSERT INTO delivery_attempts"
 		" (outbox_id, attempt, started_at, duration_ms, http_status, error)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)" },
+		" VALUES (?1, max(?2, 1 + ifnull((SELECT max(attempt)"
+		"   FROM delivery_attempts WHERE outbox_id = ?1), 0)),"
+		"  ?3, ?4, ?5, ?6)" },
+	[STMT_RECORD_UNWRITABLE] = { "record_unwritable",
+		"UPDATE outbox"
+		"   SET status = 'failed', error = ?3, next_attempt_at = NULL,"
+		"       claim_token = NULL, lease_until = NULL"
+		" WHERE id = ?1 AND claim_token = ?2 AND status = 'sending'" },
 	[STMT_RELEASE] = { "release",
 		"UPDATE outbox"
 		"   SET status = 'pending', next_attempt_at = NULL,"
@@ -531,6 +554,22 @@ static int column_time(struct store *store, enum stmt id, int col,
 	*ms = 0;
 	if (rc == STORE_OK && text != NULL && time_parse(text, ms) != 0)
 		*ms = 0;
+	return rc;
+}
+
+/*
+ * Column col as a new string, like column_strdup, and whether the value held
+ * a NUL byte: C strings end there, so such a value must be refused by the
+ * caller rather than silently cut short.
+ */
+static int column_strdup_whole(struct store *store, enum stmt id, int col,
+			       char **out, int *has_nul)
+{
+	int rc = column_strdup(store, id, col, out);
+
+	if (rc == STORE_OK && !*has_nul)
+		*has_nul = (size_t)sqlite3_column_bytes(store->stmts[id], col)
+			   != strlen(*out);
 	return rc;
 }
 
@@ -925,8 +964,9 @@ int store_config_list(struct store *store, const char *cloud_id,
 			rc = column_strdup(store, STMT_CONFIG_LIST, 1,
 					   &list[n - 1].key);
 		if (rc == STORE_OK)
-			rc = column_strdup(store, STMT_CONFIG_LIST, 2,
-					   &list[n - 1].value);
+			rc = column_strdup_whole(store, STMT_CONFIG_LIST, 2,
+						 &list[n - 1].value,
+						 &list[n - 1].value_has_nul);
 	}
 	rc = stmt_reset(store, STMT_CONFIG_LIST, rc);
 	if (rc != STORE_OK) {
@@ -1094,16 +1134,22 @@ static int claimed_read(struct store *store, struct claimed *c, int64_t token)
 	c->event.budget_used = sqlite3_column_int64(stmt, 7);
 	c->event.claim_token = token;
 	rc = column_strdup(store, STMT_CLAIM, 1, &c->event.cloud_id);
-	if (rc == STORE_OK)
-		rc = column_strdup(store, STMT_CLAIM, 2,
-				   &c->event.new_smart_number);
-	if (rc == STORE_OK)
-		rc = column_strdup(store, STMT_CLAIM, 3, &c->event.network_id);
-	if (rc == STORE_OK)
-		rc = column_strdup(store, STMT_CLAIM, 4, &c->event.new_smart_uri);
-	if (rc == STORE_OK)
-		rc = column_strdup(store, STMT_CLAIM, 5,
-				   &c->event.interested_parties);
+	for (int col = 2; col <= 5 && rc == STORE_OK; col++) {
+		static const char *const names[] = {
+			"new_smart_number", "network_id", "new_smart_uri",
+			"interested_parties",
+		};
+		char **fields[] = {
+			&c->event.new_smart_number, &c->event.network_id,
+			&c->event.new_smart_uri, &c->event.interested_parties,
+		};
+		int has_nul = 0;
+
+		rc = column_strdup_whole(store, STMT_CLAIM, col, fields[col - 2],
+					 &has_nul);
+		if (has_nul && c->event.nul_field == NULL)
+			c->event.nul_field = names[col - 2];
+	}
 	if (rc == STORE_OK)
 		rc = column_strdup(store, STMT_CLAIM, 8, &c->due);
 	if (rc == STORE_OK)
@@ -1217,9 +1263,20 @@ int store_recover_leases(struct store *store, int64_t now_ms,
 	struct taken_over *list = NULL;
 	size_t n = 0, cap = 0;
 	int row = 1;
+	int expired = 0;
 	int rc;
 
 	time_format(now_ms, now);
+	if (recovered != NULL)
+		*recovered = 0;
+	/* Looked for with a read first: the relay sweeps every second, and
+	 * must not take the write lock from producers when nothing expired. */
+	rc = bind_text(store, STMT_LEASES_EXPIRED, 1, now);
+	if (rc == STORE_OK)
+		rc = stmt_step(store, STMT_LEASES_EXPIRED, &expired);
+	rc = stmt_reset(store, STMT_LEASES_EXPIRED, rc);
+	if (rc != STORE_OK || !expired)
+		return rc;
 	rc = tx_begin(store);
 	if (rc != STORE_OK)
 		return rc;
@@ -1374,6 +1431,36 @@ static int outcome_write(struct store *store, const struct outcome *o,
 	return rc;
 }
 
+/*
+ * The outcome could not be written (a constraint, a row changed by hand):
+ * undo it alone and fail the event with the reason, so that it is neither
+ * sent again forever nor blocks the outcomes written with it. Errors that
+ * ended the whole transaction (a full disk) are passed on: retry later.
+ */
+static int outcome_unwritable(struct store *store, const struct outcome *o)
+{
+	char reason[STORE_ERRMSG_SIZE + 32];
+	int rc;
+
+	if (sqlite3_get_autocommit(store->db))
+		return STORE_ERROR;
+	snprintf(reason, sizeof reason, "cannot record outcome: %s",
+		 store->errmsg);
+	log_error("id=%" PRId64 " %s; the event is marked failed", o->id, reason);
+	rc = stmt_exec(store, STMT_SAVEPOINT_ROLLBACK);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, STMT_RECORD_UNWRITABLE, 1, o->id);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, STMT_RECORD_UNWRITABLE, 2, o->claim_token);
+	if (rc == STORE_OK)
+		rc = bind_text(store, STMT_RECORD_UNWRITABLE, 3, reason);
+	if (rc == STORE_OK)
+		rc = stmt_exec(store, STMT_RECORD_UNWRITABLE);
+	else
+		rc = stmt_reset(store, STMT_RECORD_UNWRITABLE, rc);
+	return rc;
+}
+
 int store_record(struct store *store, const struct outcome *outcomes,
 		 size_t count, size_t *refused)
 {
@@ -1391,8 +1478,15 @@ int store_record(struct store *store, const struct outcome *outcomes,
 	rc = tx_begin(store);
 	if (rc != STORE_OK)
 		return rc;
-	for (size_t i = 0; i < count && rc == STORE_OK; i++)
-		rc = outcome_write(store, &outcomes[i], &fenced);
+	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
+		rc = stmt_exec(store, STMT_SAVEPOINT);
+		if (rc == STORE_OK)
+			rc = outcome_write(store, &outcomes[i], &fenced);
+		if (rc == STORE_ERROR)
+			rc = outcome_unwritable(store, &outcomes[i]);
+		if (rc == STORE_OK)
+			rc = stmt_exec(store, STMT_SAVEPOINT_RELEASE);
+	}
 	rc = tx_end(store, rc);
 	if (rc == STORE_OK && refused != NULL)
 		*refused = fenced;

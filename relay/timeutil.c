@@ -79,7 +79,21 @@ int time_parse(const char *text, int64_t *ms)
 			rest++;
 		if (*rest != '\0')
 			continue;
-		*ms = (int64_t)timegm(&tm) * 1000 + millis;
+		{
+			/* timegm() normalises (Feb 30 is Mar 2): refuse what
+			 * does not come back as it was written. */
+			struct tm back, wanted = tm;
+			time_t t = timegm(&tm);
+
+			if (!gmtime_r(&t, &back) || back.tm_mday != wanted.tm_mday ||
+			    back.tm_mon != wanted.tm_mon ||
+			    back.tm_year != wanted.tm_year ||
+			    back.tm_hour != wanted.tm_hour ||
+			    back.tm_min != wanted.tm_min ||
+			    back.tm_sec != wanted.tm_sec)
+				return -1;
+			*ms = (int64_t)t * 1000 + millis;
+		}
 		return 0;
 	}
 	return -1;
@@ -89,8 +103,19 @@ int time_parse_seconds(const char *text, int64_t max_ms, int64_t *ms)
 {
 	char *end;
 	double secs;
+	int dots = 0, digits = 0;
 
-	if (!text || (!isdigit((unsigned char)text[0]) && text[0] != '.'))
+	/* Digits with at most one point: strtod alone would also take
+	 * "1e3", "0x10" and "inf". */
+	for (const char *p = text; p && *p; p++) {
+		if (*p == '.')
+			dots++;
+		else if (isdigit((unsigned char)*p))
+			digits++;
+		else
+			return -1;
+	}
+	if (!text || digits == 0 || dots > 1)
 		return -1;
 	errno = 0;
 	secs = strtod(text, &end);

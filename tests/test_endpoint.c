@@ -306,6 +306,10 @@ static const struct bad_case bad_cases[] = {
 	{ "header Transfer-Encoding mixed case",
 	  { { K_HDR, "transfer-ENCODING: chunked" } }, K_HDR,
 	  "Transfer-Encoding" },
+	{ "header webhook-id", { { K_HDR, "Webhook-Id: fixed" } }, K_HDR,
+	  "webhook-id" },
+	{ "header Expect", { { K_HDR, "Expect: 100-continue" } }, K_HDR,
+	  "Expect" },
 	{ "username without password", { { K_USER, "relay" } }, K_PASS,
 	  "missing" },
 	{ "password without username", { { K_PASS, PASSWORD } }, K_USER,
@@ -369,9 +373,26 @@ START_TEST(test_bad)
 }
 END_TEST
 
+START_TEST(test_value_with_nul_is_refused)
+{
+	struct config_row rows[] = {
+		{ NULL, (char *)K_URL, (char *)"https://hooks.example.com/", 0 },
+		{ NULL, (char *)K_CT, (char *)"application/json", 1 },
+	};
+	struct endpoint *ep = NULL;
+	char err[ENDPOINT_ERROR_SIZE] = "";
+
+	ck_assert_int_eq(endpoint_build("default", rows, 2, 1000, &ep, err,
+					sizeof(err)), -1);
+	ck_assert_ptr_null(ep);
+	ck_assert_ptr_nonnull(strstr(err, K_CT));
+	ck_assert_ptr_nonnull(strstr(err, "NUL"));
+}
+END_TEST
+
 START_TEST(test_error_names_default_cloud_id)
 {
-	struct config_row row = { NULL, NULL, NULL };
+	struct config_row row = { NULL, NULL, NULL, 0 };
 	struct endpoint *ep = (struct endpoint *)&row; /* must be reset */
 	char err[ENDPOINT_ERROR_SIZE] = "";
 
@@ -587,6 +608,7 @@ static Suite *endpoint_suite(void)
 
 	tcase_add_loop_test(bad, test_bad, 0, N_BAD);
 	tcase_add_test(bad, test_error_names_default_cloud_id);
+	tcase_add_test(bad, test_value_with_nul_is_refused);
 	tcase_add_test(bad, test_duplicate_key);
 	tcase_add_test(bad, test_small_error_buffer);
 	suite_add_tcase(s, bad);

@@ -672,6 +672,33 @@ START_TEST(history_shows_json_and_columns)
 }
 END_TEST
 
+START_TEST(config_set_warns_about_a_bad_option)
+{
+	char *dir = tu_tmpdir("configwarn");
+	char *db = tu_path(dir, "relay.db");
+	char *err = NULL;
+
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "init", db,
+				       NULL), 0);
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "config", db,
+				       "set", "smartContactNotificationUrl2",
+				       "http://x/", NULL), 0);
+	ck_assert_msg(strstr(err, "warning") &&
+		      strstr(err, "key=smartContactNotificationUrl2: unknown option"),
+		      "stderr: %s", err);
+	free(err);
+	/* A key merely not set yet is no reason to warn. */
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "config", db,
+				       "set", "smartContactNotificationContentType",
+				       "application/json", NULL), 0);
+	ck_assert_ptr_null(strstr(err, "warning: cloud_id=default key="
+				       "smartContactNotificationContentType"));
+	free(err);
+	free(db);
+	free(dir);
+}
+END_TEST
+
 static Suite *integration_suite(void)
 {
 	Suite *s = suite_create("integration");
@@ -703,6 +730,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(cli, usage_errors_exit_2);
 	tcase_add_test(cli, missing_database_is_one_line_exit_1);
 	tcase_add_test(cli, help_everywhere);
+	tcase_add_test(cli, config_set_warns_about_a_bad_option);
 	tcase_add_test(cli, history_shows_json_and_columns);
 	suite_add_tcase(s, delivery);
 	suite_add_tcase(s, outcomes);
