@@ -17,7 +17,7 @@ CC      ?= cc
 PKG_CONFIG ?= pkg-config
 CFLAGS  ?= -O2 -g
 
-PKGS      = sqlite3 libcurl jansson libxml-2.0 libcrypto
+PKGS      = sqlite3 libcurl jansson libxml-2.0 libcrypto libmicrohttpd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
@@ -51,6 +51,7 @@ LIB_SRCS = \
 	relay/endpoint.c \
 	relay/guard.c \
 	relay/log.c \
+	relay/metrics.c \
 	relay/policy.c \
 	relay/progress.c \
 	relay/relay.c \
@@ -66,6 +67,7 @@ UNIT_TESTS = \
 	test_addrpolicy \
 	test_endpoint \
 	test_guard \
+	test_metrics \
 	test_policy \
 	test_progress \
 	test_render \
@@ -77,7 +79,8 @@ UNIT_TESTS = \
 INTEGRATION_TESTS = \
 	test_commands \
 	test_integration \
-	test_receivers
+	test_receivers \
+	test_observe
 
 TOOLS = receiver
 

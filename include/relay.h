@@ -31,6 +31,7 @@ struct relay_options {
 	/* NULL: any address; else the addresses transfers may connect to
 	 * (run --deny-private), borrowed for the run. */
 	const struct addrpolicy *addresses;
+	const char *metrics_listen; /* NULL, or HOST:PORT serving /metrics */
 };
 
 /* The contract's defaults (section 7.6). */

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "timeutil.h"
 
@@ -36,6 +37,8 @@ static const char run_usage[] =
 	"                     (cloud metadata) and other internal addresses\n"
 	"  --allow-private LIST  with --deny-private, addresses and prefixes\n"
 	"                     let through anyway (10.1.0.0/16,fd12::7)\n"
+	"  --metrics-listen HOST:PORT\n"
+	"                     serve Prometheus metrics at GET /metrics there\n"
 	"  -v, --verbose      debug logging\n"
 	"  --syslog           log to syslog instead of stderr\n";
 
@@ -43,6 +46,7 @@ enum {
 	OPT_ONCE = 256, OPT_CONCURRENCY, OPT_TIMEOUT, OPT_MAX_ATTEMPTS,
 	OPT_RETRY_BASE, OPT_RETRY_MAX, OPT_LEASE, OPT_GRACE, OPT_CA_FILE,
 	OPT_SYSLOG, OPT_RETENTION, OPT_DENY_PRIVATE, OPT_ALLOW_PRIVATE,
+	OPT_METRICS_LISTEN,
 };
 
 /* A week bounds every duration option: longer is surely a typo. */
@@ -73,13 +77,14 @@ int cmd_run(int argc, char **argv)
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
 		{ "deny-private", no_argument, NULL, OPT_DENY_PRIVATE },
 		{ "allow-private", required_argument, NULL, OPT_ALLOW_PRIVATE },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct relay_options opt;
 	struct addrpolicy *addresses = NULL;
 	const char *db, *allow_private = NULL;
-	char err[256];
+	char err[320];
 	int64_t n;
 	int c, deny_private = 0, rc = 0;
 
@@ -126,6 +131,12 @@ int cmd_run(int argc, char **argv)
 				return cli_usage_error("run", "--retention: '%s' is not "
 						       "a duration above 0 (30d, 12h, "
 						       "90m, 45s)", optarg);
+			break;
+		case OPT_METRICS_LISTEN:
+			if (metrics_check_listen(optarg, err, sizeof(err)) != 0)
+				return cli_usage_error("run", "--metrics-listen: %s",
+						       err);
+			opt.metrics_listen = optarg;
 			break;
 		case 'v':
 			log_set_level(LOG_LEVEL_DEBUG);

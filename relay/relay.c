@@ -23,6 +23,7 @@
 #include "endpoint.h"
 #include "guard.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "relay.h"
 #include "render.h"
@@ -79,6 +80,7 @@ struct flight {
 	int64_t token;
 	int64_t attempts;       /* before this attempt */
 	int64_t budget_used;
+	int64_t created_ms;     /* the event's created_at; 0: unknown */
 	struct app *app;        /* borrowed; apps live as long as the relay */
 	char error[ERROR_SIZE];
 	struct outcome outcome;
@@ -91,6 +93,7 @@ struct relay {
 	const struct relay_options *opt;
 	struct store *store;
 	struct transfer_pool *pool;
+	struct metrics *metrics; /* NULL without --metrics-listen */
 
 	/* Every cloud_id met, configured or not. Pointers, so that a flight's
 	 * app stays put when the table grows. */
@@ -254,9 +257,13 @@ static void app_configure(struct relay *relay, struct app *app,
 			   &ep, err, sizeof(err)) != 0) {
 		log_error("config error: %s; events of cloud_id=%s wait",
 			  err, app->cloud_id);
+		metrics_config_state(relay->metrics, app->cloud_id,
+				     METRICS_CONFIG_ERROR);
 		return;
 	}
 	app->ep = ep;
+	metrics_config_state(relay->metrics, app->cloud_id, ep->disabled
+			     ? METRICS_CONFIG_DISABLED : METRICS_CONFIG_OK);
 	if (ep->disabled)
 		log_warn("endpoint disabled cloud_id=%s reason=\"%s\"; its events "
 			 "wait until `smartrelay config DB enable --cloud-id %s`",
@@ -408,6 +415,7 @@ static void outcome_unrenderable(struct relay *relay, struct flight *f,
 	f->outcome.error = f->error;
 	log_warn("event failed id=%" PRId64 " cloud_id=%s outcome=unrenderable "
 		 "error=\"%s\"", f->id, f->app->cloud_id, reason);
+	metrics_unrenderable(relay->metrics, f->app->cloud_id);
 	flight_finish(relay, f);
 }
 
@@ -506,6 +514,11 @@ static void outcome_attempted(struct relay *relay, struct flight *f,
 		break;
 	}
 	o->error = f->error[0] ? f->error : NULL;
+	metrics_attempt(relay->metrics, f->app->cloud_id, outcome_name,
+			result->transport, o->http_status);
+	if (verdict == VERDICT_DELIVERED && f->created_ms)
+		metrics_delivered(relay->metrics, f->app->cloud_id,
+				  o->finished_ms - f->created_ms);
 	if (verdict == VERDICT_DELIVERED)
 		log_info("attempt id=%" PRId64 " cloud_id=%s attempt=%" PRId64
 			 " outcome=%s status=%ld duration_ms=%" PRId64,
@@ -536,6 +549,8 @@ static void app_disable(struct relay *relay, struct app *app)
 		store_trouble(relay, "disable endpoint", rc);
 	if (app->ep && !app->ep->disabled)
 		app->ep->disabled = strdup(reason);
+	metrics_config_state(relay->metrics, app->cloud_id,
+			     METRICS_CONFIG_DISABLED);
 	log_error("endpoint disabled cloud_id=%s reason=\"%s\"; enable it with "
 		  "`smartrelay config DB enable --cloud-id %s`",
 		  app->cloud_id, reason, app->cloud_id);
@@ -598,6 +613,7 @@ static void flight_start(struct relay *relay, struct flight *f,
 	f->token = ev->claim_token;
 	f->attempts = ev->attempts;
 	f->budget_used = ev->budget_used;
+	f->created_ms = ev->created_ms;
 	f->gone = 0;
 	if (ev->nul_field) {
 		snprintf(err, sizeof(err), "%s holds a NUL byte", ev->nul_field);
@@ -614,7 +630,9 @@ static void flight_start(struct relay *relay, struct flight *f,
 		/* Not the event's fault: it goes back as if never claimed. */
 		int64_t id = f->id, token = f->token;
 
-		log_error("cannot start transfer id=%" PRId64 ": %s", id, err);
+		log_error("transfer not started id=%" PRId64 " cloud_id=%s "
+			  "error=\"%s\"; the event is put back", id,
+			  f->app->cloud_id, err);
 		if (store_release(relay->store, &id, &token, 1) != STORE_OK)
 			log_error("release id=%" PRId64 ": %s", id,
 				  store_errmsg(relay->store));
@@ -657,6 +675,7 @@ static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 		return 0;
 	}
 	store_healthy(relay);
+	metrics_claimed(relay->metrics, app->cloud_id, count);
 	for (size_t i = 0; i < count; i++) {
 		struct flight *f = relay->free_flights;
 
@@ -710,6 +729,7 @@ static void claim_due(struct relay *relay)
 
 		if (!app_ready(app) || app->next_due_ms > now)
 			continue;
+		/* Only here: once every due app is served, due is 0. */
 		share = (slots + due - 1) / due;
 		due--;
 		s = app_guard_settings(app);
@@ -748,6 +768,8 @@ static void collect_cancelled(void *owner, void *arg)
 	struct release_list *list = arg;
 
 	guard_cancelled(&f->app->guard, f->probe);
+	log_info("cancelled id=%" PRId64 " cloud_id=%s: still in flight at the "
+		 "end of the grace period", f->id, f->app->cloud_id);
 	list->ids[list->count] = f->id;
 	list->tokens[list->count] = f->token;
 	list->count++;
@@ -799,6 +821,7 @@ static void sweep(struct relay *relay, int64_t now_mono)
 		store_trouble(relay, "lease recovery", rc);
 		return;
 	}
+	metrics_recovered(relay->metrics, recovered);
 	if (recovered > 0) {
 		log_warn("took over %" PRId64 " events whose relay stopped "
 			 "before recording an outcome", recovered);
@@ -974,7 +997,9 @@ static int signals_open(sigset_t *old)
 static int relay_loop(struct relay *relay)
 {
 	for (;;) {
-		int fds[2] = { relay->signal_fd, relay->watch_fd };
+		/* A -1 (no watch, no metrics) is never ready. */
+		int fds[3] = { relay->signal_fd, relay->watch_fd,
+			       metrics_fd(relay->metrics) };
 		unsigned ready = 0;
 		int64_t now_mono = time_mono_ms();
 
@@ -988,8 +1013,10 @@ static int relay_loop(struct relay *relay)
 		}
 		if (relay->opt->once && !relay->stopping && once_finished(relay))
 			break;
-		if (transfer_pool_poll(relay->pool, wait_ms(relay), fds,
-				       relay->watch_fd >= 0 ? 2 : 1, &ready) != 0) {
+		metrics_in_flight(relay->metrics, transfer_pool_active(relay->pool));
+		if (transfer_pool_poll(relay->pool,
+				       metrics_wait_ms(relay->metrics, wait_ms(relay)),
+				       fds, 3, &ready) != 0) {
 			log_error("transfer poll failed");
 			return 1;
 		}
@@ -999,6 +1026,7 @@ static int relay_loop(struct relay *relay)
 			drain(relay->watch_fd);
 			relay->rechecks = WAL_RECHECKS;
 		}
+		metrics_serve(relay->metrics);
 		reap_finished(relay);
 		outcomes_flush(relay);
 		/* Config changes apply to every claim, in --once too. */
@@ -1067,6 +1095,15 @@ static int relay_start(struct relay *relay, const char *db_path)
 		relay->rng = (uint64_t)time_now_ms() ^ ((uint64_t)getpid() << 32);
 	relay->rng |= 1;
 	relay->watch_fd = relay->opt->once ? -1 : watch_open(db_path);
+	if (relay->opt->metrics_listen) {
+		if (metrics_open(relay->opt->metrics_listen, relay->store,
+				 &relay->metrics, err, sizeof(err)) != 0) {
+			log_error("metrics: %s", err);
+			return -1;
+		}
+		log_info("metrics listening on %s port=%d",
+			 relay->opt->metrics_listen, metrics_port(relay->metrics));
+	}
 	return 0;
 }
 
@@ -1091,6 +1128,7 @@ int relay_run(const char *db_path, const struct relay_options *options)
 		log_error("%s: %s", db_path, store_errmsg(relay.store));
 		goto out;
 	}
+	metrics_recovered(relay.metrics, recovered);
 	if (recovered > 0)
 		log_warn("took over %" PRId64 " events whose relay stopped before "
 			 "recording an outcome", recovered);
@@ -1106,6 +1144,7 @@ out:
 		transfer_pool_free(relay.pool);
 	apps_free(&relay);
 	free(relay.flights);
+	metrics_close(relay.metrics);
 	store_close(relay.store);
 	if (relay.watch_fd >= 0)
 		close(relay.watch_fd);
