@@ -881,14 +881,12 @@ int store_pending_cloud_ids(struct store *store, size_t max, char ***ids,
 
 /* ---- producing ---------------------------------------------------------- */
 
-int store_enqueue(struct store *store, const struct new_event *event,
-		  int64_t *id)
+/* Inserts one event inside the caller's transaction. */
+static int enqueue_row(struct store *store, const struct new_event *event,
+		       int64_t *id)
 {
-	int rc = tx_begin(store);
+	int rc = bind_text(store, STMT_ENQUEUE, 1, event->cloud_id);
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = bind_text(store, STMT_ENQUEUE, 1, event->cloud_id);
 	if (rc == STORE_OK)
 		rc = bind_text(store, STMT_ENQUEUE, 2, event->new_smart_number);
 	if (rc == STORE_OK)
@@ -909,6 +907,38 @@ int store_enqueue(struct store *store, const struct new_event *event,
 	}
 	if (rc == STORE_OK && id != NULL)
 		*id = sqlite3_last_insert_rowid(store->db);
+	return rc;
+}
+
+int store_enqueue(struct store *store, const struct new_event *event,
+		  int64_t *id)
+{
+	int rc = tx_begin(store);
+
+	if (rc != STORE_OK)
+		return rc;
+	return tx_end(store, enqueue_row(store, event, id));
+}
+
+int store_enqueue_batch(struct store *store, const struct new_event *events,
+			size_t count, int64_t *ids)
+{
+	int rc = STORE_OK;
+	size_t i;
+
+	if (count == 0)
+		return STORE_OK;
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	for (i = 0; i < count && rc == STORE_OK; i++)
+		rc = enqueue_row(store, &events[i], ids ? &ids[i] : NULL);
+	if (rc != STORE_OK) {
+		char cause[STORE_ERRMSG_SIZE];
+
+		memcpy(cause, store->errmsg, sizeof cause);
+		store_seterr(store, "event %zu of %zu: %s", i, count, cause);
+	}
 	return tx_end(store, rc);
 }
 

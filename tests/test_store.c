@@ -504,6 +504,51 @@ START_TEST(test_enqueue_rejects_non_arrays)
 }
 END_TEST
 
+START_TEST(test_enqueue_batch_all_or_none)
+{
+	struct new_event events[3] = {
+		{ NULL, "+1", "n", "u", "[]" },
+		{ "otherapp", "+2", "n", "u",
+		  "[{\"username\":\"eric\",\"device\":\"erics_iphone\"}]" },
+		{ NULL, "+3", "n", "u", "[]" },
+	};
+	int64_t ids[3] = { 0, 0, 0 };
+	struct db db;
+
+	db_open(&db, "store_enqueue_batch");
+	ck_assert_int_eq(store_enqueue_batch(db.store, events, 0, ids),
+			 STORE_OK);
+	ck_assert_uint_eq(history_count(db.store), 0);
+	ck_assert_int_eq(store_enqueue_batch(db.store, events, 3, ids),
+			 STORE_OK);
+	ck_assert_int_gt(ids[0], 0);
+	ck_assert_int_eq(ids[1], ids[0] + 1);
+	ck_assert_int_eq(ids[2], ids[1] + 1);
+	ck_assert_str_eq(snap_of(db.store, ids[0]).cloud_id, "default");
+	ck_assert_str_eq(snap_of(db.store, ids[1]).cloud_id, "otherapp");
+	ck_assert_str_eq(snap_of(db.store, ids[1]).number, "+2");
+	ck_assert_str_eq(snap_of(db.store, ids[2]).status, "pending");
+	ck_assert_uint_eq(history_count(db.store), 3);
+
+	/* One bad event: none of the batch is inserted, and it is named. */
+	events[1].interested_parties = "{}";
+	ck_assert_int_eq(store_enqueue_batch(db.store, events, 3, NULL),
+			 STORE_ERROR);
+	ck_assert_msg(strstr(store_errmsg(db.store), "event 2 of 3") &&
+		      strstr(store_errmsg(db.store),
+			     "interested_parties must be a JSON array"),
+		      "%s", store_errmsg(db.store));
+	ck_assert_uint_eq(history_count(db.store), 3);
+
+	/* The store is usable after the rollback. */
+	events[1].interested_parties = "[]";
+	ck_assert_int_eq(store_enqueue_batch(db.store, events, 3, ids),
+			 STORE_OK);
+	ck_assert_uint_eq(history_count(db.store), 6);
+	db_close(&db);
+}
+END_TEST
+
 /* ---- claims ---- */
 
 START_TEST(test_claim_orders_by_due_then_id)
@@ -1344,6 +1389,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_refuses_newer_schema);
 	tcase_add_test(tc, test_files_are_owner_only);
 	tcase_add_test(tc, test_enqueue_rejects_non_arrays);
+	tcase_add_test(tc, test_enqueue_batch_all_or_none);
 	tcase_add_test(tc, test_claim_orders_by_due_then_id);
 	tcase_add_test(tc, test_claim_separates_clouds_and_honours_max_id);
 	tcase_add_test(tc, test_max_event_id);
