@@ -64,7 +64,12 @@ UNIT_TESTS = \
 INTEGRATION_TESTS = \
 	test_integration
 
-TOOLS = receiver
+TOOLS = \
+	receiver \
+	bench_ceiling \
+	bench_fill \
+	bench_latency \
+	bench_rusage
 
 LIB      = $(BUILD)/libsmartrelay.a
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -132,6 +137,10 @@ check: check-unit check-integration check-asan
 
 demo: $(PROGRAM) $(TOOL_BINS)
 	$(Q)sh tools/demo.sh $(PROGRAM) $(BUILD)/tools/receiver
+
+# BENCH_N=100000 BENCH_LARGE=1 BENCH_HISTORY=1: see tools/bench.sh.
+bench: $(PROGRAM) $(TOOL_BINS)
+	$(Q)sh tools/bench.sh $(PROGRAM) $(BUILD)/tools
 
 install: $(PROGRAM)
 	install -d $(DESTDIR)$(BINDIR)

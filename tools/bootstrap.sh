@@ -3,12 +3,17 @@
 # arguments given:
 #   sh tools/bootstrap.sh demo     build and run the demo
 #   sh tools/bootstrap.sh check    build and run the tests
+#   sh tools/bootstrap.sh bench    build and run the benchmark (adds python3)
 # Missing Debian packages are installed with apt-get (as root, or via sudo).
 set -eu
 cd "$(dirname "$0")/.."
 
 packages="make gcc libc6-dev pkg-config ca-certificates sqlite3
 	libsqlite3-dev libcurl4-openssl-dev libjansson-dev libxml2-dev check"
+# The benchmark compares the relay with a Python script.
+case " $* " in
+*" bench "*) packages="$packages python3" ;;
+esac
 
 missing=""
 for package in $packages; do
