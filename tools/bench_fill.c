@@ -1,6 +1,7 @@
 /*
  * bench_fill.c - the benchmark's producer: creates an outbox and fills it.
  *
+ *   bench_fill DB URL                      only create and provision
  *   bench_fill DB URL --count N            N events, in transactions of
  *                                          BATCH events (store_enqueue_batch)
  *   bench_fill DB URL --rate R --seconds S one event per transaction, R a
@@ -126,7 +127,8 @@ static int provision(struct store *store, const char *url)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bench_fill DB URL --count N\n"
+	fprintf(f, "usage: bench_fill DB URL\n"
+		   "       bench_fill DB URL --count N\n"
 		   "       bench_fill DB URL --rate R --seconds S\n");
 }
 
@@ -173,7 +175,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 2 || (count > 0) == (rate > 0) ||
+	if (argc - optind != 2 || (count > 0 && rate > 0) ||
 	    (rate > 0) != (seconds > 0)) {
 		usage(stderr);
 		return 2;
@@ -184,9 +186,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rc = provision(store, argv[optind + 1]);
-	if (rc == 0)
-		rc = count > 0 ? fill_bulk(store, (uint64_t)count)
-			       : fill_paced(store, rate, seconds);
+	if (rc == 0 && count > 0)
+		rc = fill_bulk(store, (uint64_t)count);
+	else if (rc == 0 && rate > 0)
+		rc = fill_paced(store, rate, seconds);
 	store_close(store);
 	return rc;
 }
