@@ -82,7 +82,12 @@ INTEGRATION_TESTS = \
 	test_receivers \
 	test_observe
 
-TOOLS = receiver
+TOOLS = \
+	receiver \
+	bench_ceiling \
+	bench_fill \
+	bench_latency \
+	bench_rusage
 
 LIB      = $(BUILD)/libsmartrelay.a
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -157,6 +162,10 @@ demo: $(PROGRAM) $(TOOL_BINS)
 
 # The unit is installed with the binary's real path; the service's user
 # is the packager's or the admin's to create (see tools/smartrelay.service).
+# BENCH_N=100000 BENCH_LARGE=1 BENCH_HISTORY=1: see tools/bench.sh.
+bench: $(PROGRAM) $(TOOL_BINS)
+	$(Q)sh tools/bench.sh $(PROGRAM) $(BUILD)/tools
+
 install: $(PROGRAM)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
 	install -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/smartrelay

@@ -3,6 +3,7 @@
 # arguments given:
 #   sh tools/bootstrap.sh demo     build and run the demo
 #   sh tools/bootstrap.sh check    build and run the tests
+#   sh tools/bootstrap.sh bench    build and run the benchmark (adds python3)
 # Missing Debian packages are installed with apt-get (as root, or via sudo).
 set -eu
 cd "$(dirname "$0")/.."
