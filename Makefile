@@ -62,7 +62,8 @@ UNIT_TESTS = \
 	test_transfer
 
 INTEGRATION_TESTS = \
-	test_integration
+	test_integration \
+	test_faults
 
 TOOLS = receiver
 
