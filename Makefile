@@ -119,6 +119,8 @@ check-integration: $(PROGRAM) $(TOOL_BINS) \
 	@mkdir -p $(BUILD)/tmp
 	$(Q)set -e; for t in $(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS)); do \
 		$(TEST_ENV) $$t; done
+	$(Q)if [ "$$(id -u)" = 0 ]; then $(TEST_ENV) $(BUILD)/tests/test_faults --root; \
+	else echo "  the read-only and full-disk tests need root (chattr +i, mount): not run"; fi
 
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=all

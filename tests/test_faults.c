@@ -8,10 +8,14 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,13 +38,19 @@ struct env {
 	struct tu_receiver rx;
 };
 
-static void env_open(struct env *env, const char *name)
+/* Creates the database db (stolen) and starts the receiver in env->dir. */
+static void env_start(struct env *env, char *db)
 {
-	env->dir = tu_tmpdir(name);
-	env->db = tu_path(env->dir, "relay.db");
+	env->db = db;
 	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, NULL, "init",
 				       env->db, NULL), 0);
 	tu_receiver_start(&env->rx, env->dir);
+}
+
+static void env_open(struct env *env, const char *name)
+{
+	env->dir = tu_tmpdir(name);
+	env_start(env, tu_path(env->dir, "relay.db"));
 }
 
 static void env_close(struct env *env)
@@ -825,9 +835,162 @@ static Suite *faults_suite(void)
 	return s;
 }
 
-int main(void)
+/* ---- as root: an immutable and a full file system ---------------------- */
+
+/* Sets or clears the immutable flag of path, which even root cannot write. */
+static void set_immutable(const char *path, int on)
 {
-	SRunner *runner = srunner_create(faults_suite());
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int flags = 0;
+
+	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+	ck_assert_int_eq(ioctl(fd, FS_IOC_GETFLAGS, &flags), 0);
+	flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+	ck_assert_msg(ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0,
+		      "chattr %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/*
+ * Runs N events to /slow/1000, makes the database unwritable with
+ * block(env) once they are in flight, checks that their outcomes wait,
+ * then unblock(env) and checks that every one is delivered exactly once
+ * and the failure was reported once.
+ */
+static void outcomes_survive(struct env *env, void (*block)(struct env *),
+			     void (*unblock)(struct env *))
+{
+	static const char *const opts[] = { "--timeout", "10", NULL };
+	enum { N = 10 };
+	struct tally t;
+	pid_t pid;
+	int *seen;
+	char *text;
+
+	provision(env, "default", "/slow/1000");
+	produce(env, NULL, N, NULL);
+	pid = daemon_start(env, "relay.log", opts);
+	ck_assert_int_eq(tu_receiver_wait_count(&env->rx, N, 10000), N);
+	block(env);
+	ck_assert_int_eq(log_wait(env, "relay.log", "outcome write: failed",
+				  10000), 1);
+	tu_sleep_ms(1500);
+	t = tally(env);
+	ck_assert_int_eq(t.by_status[EVENT_SENDING], N);
+	unblock(env);
+	t = wait_delivered(env, N, SETTLE_MS);
+	daemon_stop(pid);
+	ck_assert_int_eq(t.rows, N);
+	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
+	ck_assert_int_eq(t.max_attempts, 1);
+	seen = ids_seen(env, N, 204);
+	for (int id = 1; id <= N; id++)
+		ck_assert_int_eq(seen[id], 1);
+	free(seen);
+	text = log_of(env, "relay.log");
+	ck_assert_int_eq(tu_count(text, "retrying"), 1);
+	ck_assert_ptr_nonnull(strstr(text, "database answers again"));
+	free(text);
+}
+
+static void db_files_immutable(struct env *env, int on)
+{
+	char *wal = NULL;
+
+	ck_assert_int_ne(asprintf(&wal, "%s-wal", env->db), -1);
+	set_immutable(env->db, on);
+	set_immutable(wal, on);
+	free(wal);
+}
+
+static void make_read_only(struct env *env)
+{
+	db_files_immutable(env, 1);
+}
+
+static void make_writable(struct env *env)
+{
+	db_files_immutable(env, 0);
+}
+
+START_TEST(read_only_database_keeps_outcomes)
+{
+	struct env env;
+
+	env_open(&env, "readonly");
+	outcomes_survive(&env, make_read_only, make_writable);
+	env_close(&env);
+}
+END_TEST
+
+static char *filler_path(struct env *env)
+{
+	return tu_path(env->dir, "mnt/filler");
+}
+
+/* Fills the file system until it refuses another byte. */
+static void fill_disk(struct env *env)
+{
+	char *path = filler_path(env);
+	char block[4096];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ssize_t n;
+
+	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+	memset(block, 'x', sizeof(block));
+	do
+		n = write(fd, block, sizeof(block));
+	while (n > 0);
+	ck_assert_msg(n < 0 && errno == ENOSPC, "filling: %s", strerror(errno));
+	close(fd);
+	free(path);
+}
+
+static void free_disk(struct env *env)
+{
+	char *path = filler_path(env);
+
+	ck_assert_int_eq(unlink(path), 0);
+	free(path);
+}
+
+START_TEST(full_disk_keeps_outcomes)
+{
+	struct env env;
+	char *mnt;
+
+	env.dir = tu_tmpdir("diskfull");
+	mnt = tu_path(env.dir, "mnt");
+	ck_assert_int_eq(mkdir(mnt, 0700), 0);
+	ck_assert_msg(mount("tmpfs", mnt, "tmpfs", 0, "size=2m,mode=0700") == 0,
+		      "mount tmpfs: %s", strerror(errno));
+	env_start(&env, tu_path(mnt, "relay.db"));
+	outcomes_survive(&env, fill_disk, free_disk);
+	tu_receiver_stop(&env.rx);
+	ck_assert_int_eq(umount2(mnt, MNT_DETACH), 0);
+	free(mnt);
+	free(env.db);
+	free(env.dir);
+}
+END_TEST
+
+/* Needs root: the immutable flag and mount. The Makefile runs it as root. */
+static Suite *root_suite(void)
+{
+	Suite *s = suite_create("faults as root");
+	TCase *database = tcase_create("database");
+
+	tcase_set_timeout(database, 120);
+	tcase_add_test(database, read_only_database_keeps_outcomes);
+	tcase_add_test(database, full_disk_keeps_outcomes);
+	suite_add_tcase(s, database);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	int as_root = argc > 1 && strcmp(argv[1], "--root") == 0;
+	SRunner *runner = srunner_create(as_root ? root_suite() : faults_suite());
 	int failed;
 
 	srunner_run_all(runner, CK_NORMAL);
