@@ -4,6 +4,8 @@
 #   make check      unit and integration tests, then again under ASan+UBSan
 #   make demo       deliver the document's two examples to a local receiver
 #   make bench      throughput and latency against a local receiver
+#   make chaos      5000 events while relays are killed at random
+#   make valgrind   the daemon under valgrind through failures and retries
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make V=1        show the commands
 
@@ -74,7 +76,7 @@ TEST_BINS = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEGRATION_TESTS))
 TOOL_BINS = $(addprefix $(BUILD)/tools/,$(TOOLS))
 
 .PHONY: all check check-unit check-integration check-asan demo bench \
-	install clean tools
+	chaos valgrind install clean tools
 
 all: $(PROGRAM) $(TOOL_BINS)
 
@@ -121,6 +123,8 @@ check-integration: $(PROGRAM) $(TOOL_BINS) \
 		$(TEST_ENV) $$t; done
 	$(Q)if [ "$$(id -u)" = 0 ]; then $(TEST_ENV) $(BUILD)/tests/test_faults --root; \
 	else echo "  the read-only and full-disk tests need root (chattr +i, mount): not run"; fi
+	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/tmp/chaos \
+		--events 500 --kills 5
 
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=all
@@ -135,6 +139,18 @@ check: check-unit check-integration check-asan
 
 demo: $(PROGRAM) $(TOOL_BINS)
 	$(Q)sh tools/demo.sh $(PROGRAM) $(BUILD)/tools/receiver
+
+# Events produced with sqlite3 while relays die by SIGKILL (tools/chaos.sh);
+# make check runs a short form.
+CHAOS_EVENTS ?= 5000
+CHAOS_KILLS ?= 20
+chaos: $(PROGRAM) $(TOOL_BINS)
+	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/chaos \
+		--events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS)
+
+# The daemon under valgrind through retries, a reload and SIGTERM.
+valgrind: $(PROGRAM) $(TOOL_BINS)
+	$(Q)bash tools/valgrind.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/valgrind
 
 install: $(PROGRAM)
 	install -d $(DESTDIR)$(BINDIR)
