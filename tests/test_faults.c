@@ -306,8 +306,9 @@ static int log_wait(struct env *env, const char *log_name, const char *needle,
 
 START_TEST(killed_relay_is_taken_over)
 {
+	/* The timeout leaves the test seconds to kill it mid-transfer. */
 	static const char *const first[] = {
-		"--timeout", "1", "--lease", "1.5", NULL,
+		"--timeout", "3", "--lease", "3.5", NULL,
 	};
 	static const char *const second[] = {
 		"--timeout", "1", "--lease", "1.5", "--grace", "1", NULL,
@@ -358,7 +359,7 @@ END_TEST
 START_TEST(paused_relay_outcome_is_refused)
 {
 	static const char *const first[] = {
-		"--timeout", "1", "--lease", "1.5", NULL,
+		"--timeout", "3", "--lease", "3.5", NULL,
 	};
 	struct env env;
 	struct one_row row;
@@ -374,7 +375,7 @@ START_TEST(paused_relay_outcome_is_refused)
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 10000), 1);
 	/* Frozen mid-transfer past its lease, as a stalled host would be. */
 	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
-	tu_sleep_ms(2000);
+	tu_sleep_ms(4000);
 	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, &err, "run",
 				       "--once", env.db, NULL), 0);
 	ck_assert_msg(strstr(err, "took over 1 events") != NULL, "%s", err);
@@ -719,7 +720,7 @@ START_TEST(failing_writes_keep_outcomes_until_they_succeed)
 	char *text;
 
 	env_open(&env, "fsize");
-	provision(&env, "default", "/slow/1000");
+	provision(&env, "default", "/slow/2000");
 	produce(&env, NULL, N, NULL);
 	pid = daemon_start(&env, "relay.log", opts);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, N, 10000), N);
@@ -852,7 +853,7 @@ static void set_immutable(const char *path, int on)
 }
 
 /*
- * Runs N events to /slow/1000, makes the database unwritable with
+ * Runs N events to /slow/2000, makes the database unwritable with
  * block(env) once they are in flight, checks that their outcomes wait,
  * then unblock(env) and checks that every one is delivered exactly once
  * and the failure was reported once.
@@ -867,7 +868,7 @@ static void outcomes_survive(struct env *env, void (*block)(struct env *),
 	int *seen;
 	char *text;
 
-	provision(env, "default", "/slow/1000");
+	provision(env, "default", "/slow/2000");
 	produce(env, NULL, N, NULL);
 	pid = daemon_start(env, "relay.log", opts);
 	ck_assert_int_eq(tu_receiver_wait_count(&env->rx, N, 10000), N);
