@@ -1,7 +1,7 @@
 #!/bin/bash
-# The daemon under valgrind --leak-check=full through failures, retries, a
-# config reload, a transfer cancelled at the end of the grace period, and
-# SIGTERM. Fails when valgrind reports an error or a definitely lost block.
+# The daemon under valgrind --leak-check=full through failures, retries, an
+# unrenderable event, a 410, a config reload, a transfer cancelled at the end
+# of the grace period, and SIGTERM. Fails when valgrind reports an error or a definitely lost block.
 #   usage: tools/valgrind.sh BIN/smartrelay BUILD/tools/receiver DIR
 set -eu
 
@@ -35,7 +35,10 @@ base="http://127.0.0.1:$(cat "$dir/port")"
 "$relay" init "$db" >/dev/null
 "$relay" config "$db" set smartContactNotificationUrl "$base/seq/503,503,204"
 "$relay" config "$db" set smartContactNotificationContentType application/json
-# A second app that answers only after the grace period: cancelled at stop.
+# An app whose endpoint is gone (410 disables it).
+"$relay" config "$db" set smartContactNotificationUrl "$base/status/410" --cloud-id gone
+"$relay" config "$db" set smartContactNotificationContentType application/json --cloud-id gone
+# An app that answers only after the grace period: cancelled at stop.
 "$relay" config "$db" set smartContactNotificationUrl "$base/slow/60000" --cloud-id slow
 "$relay" config "$db" set smartContactNotificationContentType application/xml --cloud-id slow
 
@@ -62,6 +65,7 @@ for _ in $(seq 600); do
 done
 produce default $events
 produce slow 1
+produce gone 2
 # One unrenderable event, and a reload with a new (equally good) template.
 sqlite3 "$db" ".timeout 10000" \
 	"INSERT INTO outbox (new_smart_number, network_id, new_smart_uri, interested_parties)
