@@ -51,6 +51,7 @@ struct app {
 	int64_t next_due_ms;    /* INT64_MIN: look now; INT64_MAX: none */
 	int configured;         /* fingerprint and ep describe the rows */
 	int seen;               /* still present at the last reload */
+	int due_unreadable;     /* its next due time could not be read */
 };
 
 /* One claimed event: in flight, or finished and waiting to be recorded. */
@@ -573,6 +574,16 @@ static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 		} else if (store_next_due(relay->store, app->cloud_id, &due)
 			   == STORE_OK) {
 			app->next_due_ms = due;
+			app->due_unreadable = 0;
+		} else {
+			/* A due time that cannot be read (a hand-edited row)
+			 * must not make the loop claim again at once, forever. */
+			if (!app->due_unreadable)
+				log_warn("cloud_id=%s: %s; looking again every %d ms",
+					 app->cloud_id, store_errmsg(relay->store),
+					 SWEEP_INTERVAL_MS);
+			app->due_unreadable = 1;
+			app->next_due_ms = now + SWEEP_INTERVAL_MS;
 		}
 	}
 	return count;
