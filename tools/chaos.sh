@@ -130,7 +130,7 @@ while [ $killed -lt "$kills" ]; do
 	fi
 done
 running 0 || start_relay 0
-wait $producer_pid
+wait $producer_pid || echo "chaos: the producer failed" >&2
 producer_pid=0
 
 # Calm: one relay delivers what is left.
@@ -157,6 +157,12 @@ duplicates=$(($(wc -l <"$dir/answered") - $(wc -l <"$dir/answered.unique")))
 requests=$(wc -l <"$dir/ids")
 locked=$(cat "$dir"/relay-*.log | grep -c "locked" || true)
 
-echo "chaos: rows=$total requests=$requests locked_errors=$locked seed=$seed"
+# For a post-mortem: the rows not delivered, and those the receiver never
+# answered 204.
+sqlite3 "$db" "SELECT id, status FROM outbox WHERE status <> 'delivered'" \
+	>"$dir/undelivered"
+comm -23 "$dir/delivered" "$dir/answered.unique" >"$dir/unanswered"
+
+echo "chaos: rows=$total requests=$requests locked_errors=$locked seed=$seed
 echo "lost=$lost duplicates=$duplicates events=$events kills=$killed"
 [ "$lost" -eq 0 ] && [ "$total" -eq "$events" ]
