@@ -163,6 +163,6 @@ sqlite3 "$db" "SELECT id, status FROM outbox WHERE status <> 'delivered'" \
 	>"$dir/undelivered"
 comm -23 "$dir/delivered" "$dir/answered.unique" >"$dir/unanswered"
 
-echo "chaos: rows=$total requests=$requests locked_errors=$locked seed=$seed
+echo "chaos: rows=$total requests=$requests locked_errors=$locked seed=$seed"
 echo "lost=$lost duplicates=$duplicates events=$events kills=$killed"
 [ "$lost" -eq 0 ] && [ "$total" -eq "$events" ]
