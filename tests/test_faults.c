@@ -732,18 +732,23 @@ START_TEST(failing_writes_keep_outcomes_until_they_succeed)
 	ck_assert_int_eq(prlimit(pid, RLIMIT_FSIZE, &tight, &loose), 0);
 	ck_assert_int_eq(log_wait(&env, "relay.log", "outcome write: failed",
 				  10000), 1);
+	/* A producer is not limited: its events wait for the relay. */
+	produce(&env, NULL, N, NULL);
 	tu_sleep_ms(1500);
-	/* Nothing was written meanwhile: the rows are still claimed. */
+	/* Nothing was written meanwhile: the rows are still claimed, and
+	 * nothing new was claimed while outcomes wait. */
 	t = tally(&env);
 	ck_assert_int_eq(t.by_status[EVENT_SENDING], N);
+	ck_assert_int_eq(t.by_status[EVENT_PENDING], N);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, N + 1, 0), N);
 	ck_assert_int_eq(prlimit(pid, RLIMIT_FSIZE, &loose, NULL), 0);
-	t = wait_delivered(&env, N, SETTLE_MS);
+	t = wait_delivered(&env, 2 * N, SETTLE_MS);
 	daemon_stop(pid);
-	ck_assert_int_eq(t.rows, N);
-	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
+	ck_assert_int_eq(t.rows, 2 * N);
+	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], 2 * N);
 	ck_assert_int_eq(t.max_attempts, 1);
-	seen = ids_seen(&env, N, 204);
-	for (int id = 1; id <= N; id++)
+	seen = ids_seen(&env, 2 * N, 204);
+	for (int id = 1; id <= 2 * N; id++)
 		ck_assert_int_eq(seen[id], 1);
 	free(seen);
 	text = log_of(&env, "relay.log");
