@@ -1,8 +1,8 @@
 #!/bin/bash
 # The chaos test: producers insert events with plain sqlite3 while relays on
-# the same database are killed with SIGKILL at random and restarted, one or
-# two at a time, against a receiver that fails a share of requests at
-# random. At the end every event must be 'delivered' and the receiver must
+# the same database are killed with SIGKILL at random and restarted (or now
+# and then frozen past their lease), one or two at a time, against a
+# receiver that fails a share of requests at random. At the end every event must be 'delivered' and the receiver must
 # have answered 204 to each webhook-id at least once.
 #   usage: tools/chaos.sh BIN/smartrelay BUILD/tools/receiver DIR
 #          [--events N] [--kills K] [--fail P] [--seed S]
@@ -110,6 +110,7 @@ stop_relay() {
 }
 
 killed=0
+paused=0
 start_relay 0
 while [ $killed -lt "$kills" ]; do
 	running 0 || start_relay 0
@@ -122,7 +123,14 @@ while [ $killed -lt "$kills" ]; do
 	sleep "$((RANDOM % 2)).$((RANDOM % 10))"
 	victim=$((RANDOM % 2))
 	running $victim || victim=0
-	if running $victim; then
+	if running $victim && [ $((RANDOM % 5)) -eq 0 ]; then
+		# Frozen past its lease, as a stalled host would be: its claims
+		# are taken over and its late outcomes must be refused.
+		kill -STOP "${pids[$victim]}"
+		sleep 2.5
+		kill -CONT "${pids[$victim]}"
+		paused=$((paused + 1))
+	elif running $victim; then
 		kill -KILL "${pids[$victim]}"
 		wait "${pids[$victim]}" 2>/dev/null || true
 		pids[$victim]=0
@@ -163,6 +171,6 @@ sqlite3 "$db" "SELECT id, status FROM outbox WHERE status <> 'delivered'" \
 	>"$dir/undelivered"
 comm -23 "$dir/delivered" "$dir/answered.unique" >"$dir/unanswered"
 
-echo "chaos: rows=$total requests=$requests locked_errors=$locked seed=$seed"
+echo "chaos: rows=$total requests=$requests pauses=$paused locked_errors=$locked seed=$seed"
 echo "lost=$lost duplicates=$duplicates events=$events kills=$killed"
 [ "$lost" -eq 0 ] && [ "$total" -eq "$events" ]
