@@ -504,6 +504,72 @@ START_TEST(transient_failures_retry_until_delivered)
 }
 END_TEST
 
+/* Starts a receiver on a given port, recording ids to ids_path. */
+static pid_t receiver_on_port(struct env *env, int port, const char *ids_path)
+{
+	char port_text[16];
+	char *argv[] = {
+		getenv("SMARTRELAY_RECEIVER"), (char *)"--port", port_text,
+		(char *)"--ids", (char *)ids_path, (char *)"--max-seconds",
+		(char *)"300", NULL,
+	};
+	char *log_path = tu_path(env->dir, "receiver2.log");
+	pid_t pid;
+
+	snprintf(port_text, sizeof(port_text), "%d", port);
+	pid = tu_spawn(argv, NULL, log_path);
+	free(log_path);
+	return pid;
+}
+
+START_TEST(receiver_down_then_back)
+{
+	/* Retries fast, and never run out while the receiver is away. */
+	static const char *const opts[] = {
+		"--retry-base", "0.05", "--retry-max", "0.2",
+		"--max-attempts", "100000", NULL,
+	};
+	enum { N = 5 };
+	struct env env;
+	struct tally t;
+	char *ids_path;
+	pid_t pid, rx;
+	int port, *seen;
+
+	env_open(&env, "down");
+	port = env.rx.port;
+	provision(&env, "default", "/");
+	ids_path = strdup(env.rx.ids_path);
+	/* Nothing listens: every attempt is refused until it comes back. */
+	tu_receiver_stop(&env.rx);
+	produce(&env, NULL, N, NULL);
+	pid = daemon_start(&env, "relay.log", opts);
+	for (int waited = 0; waited < SETTLE_MS; waited += 50) {
+		t = tally(&env);
+		if (t.min_attempts >= 2)
+			break;
+		tu_sleep_ms(50);
+	}
+	ck_assert_int_ge(t.min_attempts, 2);
+	rx = receiver_on_port(&env, port, ids_path);
+	t = wait_delivered(&env, N, SETTLE_MS);
+	daemon_stop(pid);
+	kill(rx, SIGTERM);
+	ck_assert_int_eq(tu_wait(rx, 5000), 0);
+	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
+	/* The receiver's ids are read from the file it wrote. */
+	env.rx.ids_path = ids_path;
+	seen = ids_seen(&env, N, 204);
+	env.rx.ids_path = NULL;
+	for (int id = 1; id <= N; id++)
+		ck_assert_int_eq(seen[id], 1);
+	free(seen);
+	free(ids_path);
+	free(env.db);
+	free(env.dir);
+}
+END_TEST
+
 START_TEST(retry_after_spaces_attempts_then_fails)
 {
 	static const char *const opts[] = {
@@ -828,6 +894,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(leases, paused_relay_outcome_is_refused);
 	tcase_add_test(leases, relays_share_one_database);
 	tcase_add_test(receiver, transient_failures_retry_until_delivered);
+	tcase_add_test(receiver, receiver_down_then_back);
 	tcase_add_test(receiver, retry_after_spaces_attempts_then_fails);
 	tcase_add_test(receiver, slow_answers_are_delivered);
 	tcase_add_test(receiver, endless_body_is_cut);
