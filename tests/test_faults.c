@@ -5,6 +5,8 @@
  *
  * Every test ends by reading back every row it produced and what the
  * receiver saw, so a row lost, left 'sending' or written twice fails it.
+ * With --root (the Makefile passes it when run as root) the suite is the
+ * tests that need root instead: an immutable database file, a full disk.
  */
 #include <check.h>
 #include <errno.h>
