@@ -4,6 +4,8 @@
 #   make check      unit and integration tests, then again under ASan+UBSan
 #   make demo       deliver the document's two examples to a local receiver
 #   make bench      throughput and latency against a local receiver
+#   make chaos      5000 events while relays are killed at random
+#   make valgrind   the daemon under valgrind through failures and retries
 #   make install    PREFIX=/usr/local DESTDIR= (binary, man page, systemd unit)
 #   make V=1        show the commands
 
@@ -80,7 +82,8 @@ INTEGRATION_TESTS = \
 	test_commands \
 	test_integration \
 	test_receivers \
-	test_observe
+	test_observe \
+	test_faults
 
 TOOLS = \
 	receiver \
@@ -96,7 +99,7 @@ TEST_BINS = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEGRATION_TESTS))
 TOOL_BINS = $(addprefix $(BUILD)/tools/,$(TOOLS))
 
 .PHONY: all check check-unit check-integration check-asan demo bench \
-	install uninstall clean tools
+	chaos valgrind install uninstall clean tools
 
 all: $(PROGRAM) $(TOOL_BINS)
 
@@ -145,6 +148,10 @@ check-integration: $(PROGRAM) $(TOOL_BINS) \
 	@mkdir -p $(BUILD)/tmp
 	$(Q)set -e; for t in $(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS)); do \
 		$(TEST_ENV) $$t; done
+	$(Q)if [ "$$(id -u)" = 0 ]; then $(TEST_ENV) $(BUILD)/tests/test_faults --root; \
+	else echo "  the read-only and full-disk tests need root (chattr +i, mount): not run"; fi
+	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/tmp/chaos \
+		--events 500 --kills 5
 
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=all
@@ -165,6 +172,18 @@ demo: $(PROGRAM) $(TOOL_BINS)
 # BENCH_N=100000 BENCH_LARGE=1 BENCH_HISTORY=1: see tools/bench.sh.
 bench: $(PROGRAM) $(TOOL_BINS)
 	$(Q)sh tools/bench.sh $(PROGRAM) $(BUILD)/tools
+
+# Events produced with sqlite3 while relays die by SIGKILL (tools/chaos.sh);
+# make check runs a short form.
+CHAOS_EVENTS ?= 5000
+CHAOS_KILLS ?= 20
+chaos: $(PROGRAM) $(TOOL_BINS)
+	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/chaos \
+		--events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS)
+
+# The daemon under valgrind through retries, a reload and SIGTERM.
+valgrind: $(PROGRAM) $(TOOL_BINS)
+	$(Q)bash tools/valgrind.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/valgrind
 
 install: $(PROGRAM)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
