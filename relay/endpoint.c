@@ -342,6 +342,15 @@ static int parse_bool(const char *text, int *flag)
 	return 0;
 }
 
+/* 1 when text holds a C0 control character or DEL. */
+static int has_control(const char *text)
+{
+	for (; *text != '\0'; text++)
+		if ((unsigned char)*text < 0x20 || *text == 0x7f)
+			return 1;
+	return 0;
+}
+
 /*
  * Both credentials or neither (contract 7.14). libcurl may answer a Digest
  * challenge as well as send Basic, and which one it uses is the server's
@@ -368,6 +377,17 @@ static int check_auth(struct build *b)
 			    "missing while " ENDPOINT_AUTH_USERNAME " is set");
 	if (username[0] == '\0')
 		return fail(b, ENDPOINT_AUTH_USERNAME, "empty");
+	/* Digest quotes the user name into a header line, and Basic joins
+	 * the two with a colon: a control character could break the line,
+	 * a colon in the name would move the split. Neither is echoed. */
+	if (has_control(username))
+		return fail(b, ENDPOINT_AUTH_USERNAME,
+			    "holds a control character");
+	if (strchr(username, ':') != NULL)
+		return fail(b, ENDPOINT_AUTH_USERNAME, "holds a colon");
+	if (has_control(password))
+		return fail(b, ENDPOINT_AUTH_PASSWORD,
+			    "holds a control character");
 	/* The URL passed transfer_check_url, so its scheme is http or https. */
 	if (strncasecmp(b->value[OPT_URL], "https://", 8) != 0 && !insecure_ok)
 		return fail(b, ENDPOINT_AUTH_USERNAME,
@@ -407,8 +427,12 @@ static void redact(char *text, const char *password)
 	if (text == NULL || password == NULL || password[0] == '\0')
 		return;
 	len = strlen(password);
-	while ((hit = strstr(text, password)) != NULL)
+	/* The search resumes after each mask: a password of stars would
+	 * otherwise be found again in its own mask forever. */
+	while ((hit = strstr(text, password)) != NULL) {
 		memset(hit, '*', len);
+		text = hit + len;
+	}
 }
 
 /* Error text is one log line: control characters in library messages

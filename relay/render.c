@@ -1011,6 +1011,36 @@ int render_body(struct render_template *tmpl, const struct render_event *ev,
 	return rc;
 }
 
+int render_check_body(enum content_kind kind, const char *body, size_t len,
+		      char *err, size_t errlen)
+{
+	struct render_template check = { .kind = kind };
+	int rc = -1;
+
+	if (kind != CONTENT_JSON && kind != CONTENT_XML) {
+		err_set(err, errlen, "unknown content kind %d", (int)kind);
+		goto out;
+	}
+	/* libxml2 takes an int length. */
+	if (body == NULL || len > INT32_MAX) {
+		err_set(err, errlen, "no body, or one too large to check");
+		goto out;
+	}
+	if (kind == CONTENT_XML) {
+		xmlInitParser();
+		check.xml = xml_context_new(&check.xml_error);
+		if (check.xml == NULL) {
+			err_set(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	rc = body_check(&check, body, len, err, errlen);
+out:
+	if (check.xml != NULL)
+		xmlFreeParserCtxt(check.xml);
+	return rc;
+}
+
 /* ---- JSON records ------------------------------------------------------ */
 
 /*
