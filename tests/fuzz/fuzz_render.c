@@ -1,0 +1,101 @@
+/*
+ * fuzz_render.c - libFuzzer target: any template and any event fields.
+ *
+ * The first byte picks the content kind; the rest splits on NUL into the
+ * template (empty: the documented one), new_smart_number, network_id,
+ * new_smart_uri and interested_parties. Whatever compiles and renders must
+ * be a body under RENDER_MAX_BODY that a fresh parser finds well-formed,
+ * with no NUL inside, and the same body again on a second render.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "render.h"
+
+#define PARTS 5
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Aborts with a line that says which property broke. */
+static void fuzz_assert(int ok, const char *what, const char *detail)
+{
+	if (ok)
+		return;
+	fprintf(stderr, "fuzz_render: %s: %s\n", what, detail ? detail : "");
+	abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* Defaults for fields the input leaves out: the document's. */
+	static const char *const defaults[PARTS] = {
+		"", "+420111222333", "network_1", "sip_uri_1",
+		"[{\"username\":\"eric\",\"device\":\"erics_iphone\"}]",
+	};
+	const char *parts[PARTS];
+	struct render_template *tmpl = NULL;
+	struct render_event ev;
+	enum content_kind kind;
+	char *copy = NULL, *body = NULL, *again = NULL;
+	char err[512], check[512];
+	size_t len = 0, again_len = 0, i, n = 0, start = 0;
+
+	if (size == 0)
+		return 0;
+	kind = (data[0] & 1) ? CONTENT_XML : CONTENT_JSON;
+	copy = malloc(size);
+	if (copy == NULL)
+		return 0;
+	memcpy(copy, data + 1, size - 1);
+	copy[size - 1] = '\0';
+	for (i = 0; i < PARTS; i++)
+		parts[i] = defaults[i];
+	/* The copy ends in NUL: every part is a string. */
+	for (i = 0; i < size && n < PARTS; i++) {
+		if (copy[i] != '\0')
+			continue;
+		parts[n++] = copy + start;
+		start = i + 1;
+	}
+
+	err[0] = '\0';
+	if (render_template_new(parts[0][0] != '\0' ? parts[0] : NULL, kind,
+				&tmpl, err, sizeof(err)) != 0) {
+		fuzz_assert(tmpl == NULL, "failed compile left a template", err);
+		fuzz_assert(err[0] != '\0', "compile failed without a reason",
+			    NULL);
+		goto out;
+	}
+	ev.new_smart_number = parts[1];
+	ev.network_id = parts[2];
+	ev.new_smart_uri = parts[3];
+	ev.interested_parties = parts[4];
+	err[0] = '\0';
+	if (render_body(tmpl, &ev, &body, &len, err, sizeof(err)) != 0) {
+		fuzz_assert(body == NULL, "failed render left a body", err);
+		fuzz_assert(err[0] != '\0', "render failed without a reason",
+			    NULL);
+		goto out;
+	}
+	fuzz_assert(len <= RENDER_MAX_BODY, "body over the bound", NULL);
+	fuzz_assert(body[len] == '\0', "body not terminated", NULL);
+	fuzz_assert(memchr(body, '\0', len) == NULL, "NUL inside the body",
+		    body);
+	check[0] = '\0';
+	fuzz_assert(render_check_body(kind, body, len, check,
+				      sizeof(check)) == 0,
+		    "rendered body is not well-formed", check);
+	/* A template's reused parser context must not change the verdict. */
+	fuzz_assert(render_body(tmpl, &ev, &again, &again_len, err,
+				sizeof(err)) == 0, "second render failed", err);
+	fuzz_assert(again_len == len && memcmp(again, body, len) == 0,
+		    "second render differs", NULL);
+out:
+	free(again);
+	free(body);
+	render_template_free(tmpl);
+	free(copy);
+	return 0;
+}
