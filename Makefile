@@ -63,6 +63,7 @@ UNIT_TESTS = \
 	test_transfer
 
 INTEGRATION_TESTS = \
+	test_hostile \
 	test_integration
 
 TOOLS = receiver

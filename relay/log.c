@@ -3,7 +3,8 @@
  *
  * A line is "<UTC time> <level> <message>" on stderr, or the message alone
  * at the matching priority in syslog (which stamps its own time). Writes are
- * one fprintf of a whole line so concurrent processes do not interleave.
+ * one fprintf of a whole line so concurrent processes do not interleave;
+ * control characters in a message become spaces, so a line is always one.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,6 +58,11 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
 	if (level > current_level)
 		return;
 	vsnprintf(message, sizeof(message), fmt, ap);
+	/* Messages carry cloud_ids, keys and peers' words: a line break or
+	 * a terminal escape in them must not forge or hide a log line. */
+	for (char *p = message; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
 	if (to_syslog) {
 		syslog(level_priorities[level], "%s", message);
 		return;
