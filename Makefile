@@ -64,7 +64,8 @@ UNIT_TESTS = \
 
 INTEGRATION_TESTS = \
 	test_hostile \
-	test_integration
+	test_integration \
+	test_security
 
 TOOLS = receiver
 

@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-packages="make gcc libc6-dev pkg-config ca-certificates sqlite3
+packages="make gcc libc6-dev pkg-config ca-certificates openssl sqlite3
 	libsqlite3-dev libcurl4-openssl-dev libjansson-dev libxml2-dev check"
 
 missing=""
