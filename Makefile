@@ -171,7 +171,7 @@ fuzz-run: fuzz-build
 		mkdir -p $(BUILD)/corpus/$$t; \
 		$(BUILD)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
 			-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-			-artifact_prefix=$(BUILD)/ \
+			-artifact_prefix=$(BUILD)/ -dict=tests/fuzz/$$t.dict \
 			$(BUILD)/corpus/$$t tests/fuzz/corpus/$$t; \
 	done
 

@@ -248,6 +248,7 @@ static const struct field_case field_cases[] = {
 	{ "overlong UTF-8", "\xc0\xaf", NULL, 0, "UTF-8", "UTF-8" },
 	{ "UTF-8 surrogate", "\xed\xa0\x80", NULL, 0, "UTF-8", "UTF-8" },
 	{ "truncated UTF-8", "abc\xe2\x82", NULL, 0, "UTF-8", "UTF-8" },
+	{ "continuation bytes alone", "\x9a\x8c", NULL, 0, "UTF-8", "UTF-8" },
 	{ "placeholders", "%network_id%%interestedParties%%%", NULL, 0, NULL,
 	  NULL },
 	{ "format directives", "%s%n%x%%", NULL, 0, NULL, NULL },
@@ -400,7 +401,7 @@ START_TEST(hostile_event_fields)
 	size_t n = 0;
 	int delivered = 0;
 	struct env env;
-	char *err;
+	char *err, *out = NULL;
 
 	env_open(&env, "hostile-fields");
 	provision(&env, "default", "application/json");
@@ -413,6 +414,16 @@ START_TEST(hostile_event_fields)
 		check_outcome(&env, &produced[i]);
 	/* One well-formed request per delivered event, and no other. */
 	ck_assert_int_eq(check_requests(&env), delivered);
+	free(err);
+	/* The history shows every one of them as JSON. */
+	err = NULL;
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, &err, "history",
+				       env.db, "--limit", "0", "--attempts",
+				       "--json", NULL), 0);
+	ck_assert_msg(render_check_body(CONTENT_JSON, out, strlen(out), NULL,
+					0) == 0, "history --json is not JSON");
+	ck_assert_int_eq(tu_count(out, "\"new_smart_number\":"), (int)n);
+	free(out);
 	free(err);
 	env_close(&env);
 }

@@ -474,6 +474,8 @@ static const char *const bad_utf8[] = {
 	"\xf4\x90\x80\x80",   /* above U+10FFFF */
 	"\xf8\x88\x80\x80\x80",
 	"\x80",
+	"\x9a\x8c",           /* continuation bytes alone */
+	"a\xbf\xbf\xbf",
 };
 
 START_TEST(scalar_invalid_utf8)
@@ -929,6 +931,8 @@ static const struct {
 	  "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"" },
 	{ { "k", RENDER_VALUE_TEXT, 0, "a\xff" "b\xc3" },
 	  "\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"" },
+	{ { "k", RENDER_VALUE_TEXT, 0, "\x9a\x8c" },
+	  "\"\xef\xbf\xbd\xef\xbf\xbd\"" },
 	{ { "k", RENDER_VALUE_TEXT, 0, "\xed\xa0\x80" },
 	  "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" },
 	{ { "k", RENDER_VALUE_JSON, 0,

@@ -5,7 +5,8 @@
  * template (empty: the documented one), new_smart_number, network_id,
  * new_smart_uri and interested_parties. Whatever compiles and renders must
  * be a body under RENDER_MAX_BODY that a fresh parser finds well-formed,
- * with no NUL inside, and the same body again on a second render.
+ * with no NUL inside, and the same body again on a second render. The same
+ * fields, as the history's JSON records show them, must be valid JSON.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,29 @@ static void fuzz_assert(int ok, const char *what, const char *detail)
 		return;
 	fprintf(stderr, "fuzz_render: %s: %s\n", what, detail ? detail : "");
 	abort();
+}
+
+/* The fields as one history record: text, and parties as stored JSON. */
+static void check_record(const char *const parts[PARTS])
+{
+	const struct render_field fields[] = {
+		{ parts[1], RENDER_VALUE_TEXT, 0, parts[2] },
+		{ "uri", RENDER_VALUE_TEXT, 0, parts[3] },
+		{ "parties", RENDER_VALUE_JSON, 0, parts[4] },
+		{ "template", RENDER_VALUE_JSON, 0, parts[0] },
+		{ "n", RENDER_VALUE_INT, (int64_t)strlen(parts[0]), NULL },
+		{ "none", RENDER_VALUE_TEXT, 0, NULL },
+	};
+	char check[512];
+	char *record;
+
+	record = render_json_record(fields, sizeof(fields) / sizeof(fields[0]));
+	fuzz_assert(record != NULL, "no record", NULL);
+	check[0] = '\0';
+	fuzz_assert(render_check_body(CONTENT_JSON, record, strlen(record),
+				      check, sizeof(check)) == 0,
+		    "record is not JSON", check);
+	free(record);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -60,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		start = i + 1;
 	}
 
+	check_record(parts);
 	err[0] = '\0';
 	if (render_template_new(parts[0][0] != '\0' ? parts[0] : NULL, kind,
 				&tmpl, err, sizeof(err)) != 0) {
