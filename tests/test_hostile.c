@@ -491,7 +491,14 @@ START_TEST(hostile_cloud_ids)
 	ck_assert_int_eq(check_requests(&env), (int)n_ids);
 	free(err);
 
-	/* The history shows them all, as text and as well-formed JSON. */
+	/* The history shows them all, one row each, and as JSON. */
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "history",
+				       env.db, NULL), 0);
+	ck_assert_int_eq(tu_count(out, "\n"), (int)n_ids + 2);
+	ck_assert_ptr_null(strstr(out, "\n2026-01-01T00:00:00.000Z error"));
+	ck_assert_ptr_null(strstr(out, "\nX-Injected"));
+	ck_assert_ptr_nonnull(strstr(out, "ghost?2026-01-01T"));
+	free(out);
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "history",
 				       env.db, "--attempts", NULL), 0);
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "history",
