@@ -19,6 +19,10 @@
 #include "timeutil.h"
 #include "transfer.h"
 
+/* A media type with its parameters is far shorter; the bound keeps the
+ * Content-Type line within what the transfer module builds. */
+#define CONTENT_TYPE_MAX 256
+
 /* Contract 7.15: Timeout is 0.1 to 600 seconds. */
 #define TIMEOUT_MIN_MS 100
 #define TIMEOUT_MAX_MS 600000
@@ -326,6 +330,9 @@ static int check_content_type(struct build *b, enum content_kind *kind)
 
 	if (content_type == NULL)
 		return fail(b, ENDPOINT_CONTENT_TYPE, "missing");
+	if (strlen(content_type) > CONTENT_TYPE_MAX)
+		return fail(b, ENDPOINT_CONTENT_TYPE,
+			    "longer than 256 bytes");
 	if (render_content_kind(content_type, kind, reason, sizeof(reason)) != 0)
 		return fail(b, ENDPOINT_CONTENT_TYPE, reason);
 	return 0;

@@ -29,6 +29,11 @@
 #define K_TIMEOUT ENDPOINT_TIMEOUT
 #define K_DISABLED ENDPOINT_DISABLED
 
+#define LONG_10 "aaaaaaaaaa"
+#define LONG_100 LONG_10 LONG_10 LONG_10 LONG_10 LONG_10 LONG_10 LONG_10 \
+	LONG_10 LONG_10 LONG_10
+#define LONG_300 LONG_100 LONG_100 LONG_100
+
 /* A value of REMOVE drops that key from the base. */
 static const char REMOVE[] = "\x01remove";
 
@@ -312,6 +317,8 @@ static const struct bad_case bad_cases[] = {
 	  "missing" },
 	{ "empty username", { { K_USER, "" }, { K_PASS, PASSWORD } }, K_USER,
 	  "empty" },
+	{ "content type too long",
+	  { { K_CT, "application/json; x=" LONG_300 } }, K_CT, "256" },
 	{ "username with CR LF",
 	  { { K_USER, "relay\r\nX-Injected: 1" }, { K_PASS, PASSWORD } },
 	  K_USER, "control character" },
