@@ -178,8 +178,13 @@ static int check_requests(struct env *env)
 		body = end + 4;
 		/* The request line, then the header lines. */
 		line = strstr(req, "\r\n") + 2;
-		ck_assert_msg(strncmp(req, "POST /notify HTTP/1.1\r\n", 23) == 0,
+		ck_assert_msg(strncmp(req, "POST /notify", 12) == 0 &&
+			      strncmp(line - 11, " HTTP/1.1\r\n", 11) == 0,
 			      "request %llu: request line %.40s", seq, req);
+		for (const char *c = req; c < line - 2; c++)
+			ck_assert_msg((unsigned char)*c > 0x20 || *c == ' ',
+				      "request %llu: control character in the "
+				      "request line", seq);
 		while (line < end) {
 			const char *colon;
 
@@ -513,6 +518,11 @@ END_TEST
 
 /* ---- config values ------------------------------------------------------ */
 
+#define LONG_10 "aaaaaaaaaa"
+#define LONG_100 LONG_10 LONG_10 LONG_10 LONG_10 LONG_10 LONG_10 LONG_10 \
+	LONG_10 LONG_10 LONG_10
+#define LONG_300 LONG_100 LONG_100 LONG_100
+
 struct config_case {
 	const char *cloud_id;
 	const char *key;
@@ -537,11 +547,35 @@ static const struct config_case config_cases[] = {
 	{ "url-space", "smartContactNotificationUrl", "URL X-Injected: 1" },
 	{ "template-open", "smartContactNotificationPostData",
 	  "{\"a\":\"%new_smart_number%\"" },
+	{ "template-invalid-utf8", "smartContactNotificationPostData",
+	  "{\"a\":\"\xff%new_smart_number%\"}" },
+	{ "template-xml-in-json", "smartContactNotificationPostData",
+	  "<n>%new_smart_number%</n>" },
+	{ "ct-too-long", "smartContactNotificationContentType",
+	  "application/json; x=\"" LONG_300 "\"" },
 	{ "timeout-huge", "smartContactNotificationTimeout", "1e400" },
 	{ "timeout-nan", "smartContactNotificationTimeout", "nan" },
 };
 
 #define N_CONFIG_CASES (sizeof(config_cases) / sizeof(config_cases[0]))
+
+/* Values that are odd but valid: each app's event is delivered. */
+static const struct config_case good_config_cases[] = {
+	{ "good-url-markup", "smartContactNotificationUrl",
+	  "URL?q=\"<x>\"&y='\xff\xc3\xa9'{}|^`" },
+	{ "good-ct-params", "smartContactNotificationContentType",
+	  "application/json; q=\"<x>\xff\"" },
+	{ "good-headers", "smartContactNotificationCustomHeaders",
+	  "X-A: 1\r\nX-B: \"<2>\" \xff\r\n" },
+	{ "good-template", "smartContactNotificationPostData",
+	  "{\"n\":\"%new_smart_number%\",\"m\":\"<x>&amp;\xe2\x80\xa8 \\\"\","
+	  "\"p\":\"%interestedParties%\",\"%network_id%\":1}" },
+	{ "good-user", "smartContactNotificationAuthUsername",
+	  "\"<u>\" \xff" },
+};
+
+#define N_GOOD_CONFIG_CASES \
+	(sizeof(good_config_cases) / sizeof(good_config_cases[0]))
 
 /* The value with "URL" replaced by the receiver's URL (new). */
 static char *config_value(struct env *env, const char *value)
@@ -564,14 +598,16 @@ static char *config_value(struct env *env, const char *value)
 
 START_TEST(hostile_config_values)
 {
-	int64_t event[N_CONFIG_CASES], good;
+	int64_t event[N_CONFIG_CASES], good[N_GOOD_CONFIG_CASES];
 	struct env env;
 	struct row row;
 	char *err, *out = NULL, *check_err = NULL, expected[256];
 
 	env_open(&env, "hostile-config");
-	for (size_t i = 0; i < N_CONFIG_CASES; i++) {
-		const struct config_case *c = &config_cases[i];
+	for (size_t i = 0; i < N_CONFIG_CASES + N_GOOD_CONFIG_CASES; i++) {
+		const struct config_case *c = i < N_CONFIG_CASES ?
+			&config_cases[i] :
+			&good_config_cases[i - N_CONFIG_CASES];
 		char *value = config_value(&env, c->value);
 
 		provision(&env, c->cloud_id, "application/json");
@@ -584,15 +620,10 @@ START_TEST(hostile_config_values)
 		}
 		config_set(&env, c->cloud_id, c->key, value);
 		free(value);
-		event[i] = produce(&env, c->cloud_id, "+15551231234",
-				   "network_1", "sip_uri_1", two_parties);
+		*(i < N_CONFIG_CASES ? &event[i] : &good[i - N_CONFIG_CASES]) =
+			produce(&env, c->cloud_id, "+15551231234",
+				"network_1", "sip_uri_1", two_parties);
 	}
-	/* Good lines with CRLF ends are two headers, as written. */
-	provision(&env, "good", "application/json");
-	config_set(&env, "good", "smartContactNotificationCustomHeaders",
-		   "X-A: 1\r\nX-B: \"<2>\"\r\n");
-	good = produce(&env, "good", "+15551231234", "network_1", "sip_uri_1",
-		       two_parties);
 
 	err = run_once(&env);
 	for (size_t i = 0; i < N_CONFIG_CASES; i++) {
@@ -622,12 +653,17 @@ START_TEST(hostile_config_values)
 		free(check_err);
 	}
 	check_log_lines(err);
-	row = fetch(&env, good);
-	ck_assert_str_eq(row.status, "delivered");
-	free(row.error);
-	ck_assert_int_eq(check_requests(&env), 1);
+	for (size_t i = 0; i < N_GOOD_CONFIG_CASES; i++) {
+		row = fetch(&env, good[i]);
+		ck_assert_msg(strcmp(row.status, "delivered") == 0,
+			      "%s: %s (%s)", good_config_cases[i].cloud_id,
+			      row.status, row.error ? row.error : "");
+		free(row.error);
+	}
+	ck_assert_int_eq(check_requests(&env), (int)N_GOOD_CONFIG_CASES);
+	/* Good lines with CRLF ends are two headers, as written. */
 	out = tu_receiver_requests(&env.rx);
-	ck_assert_ptr_nonnull(strstr(out, "\r\nX-A: 1\r\nX-B: \"<2>\"\r\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\r\nX-A: 1\r\nX-B: \"<2>\" \xff\r\n"));
 	free(out);
 	free(err);
 	env_close(&env);
