@@ -6,7 +6,7 @@
  * number), so that the fuzzer reaches every option. The result must be an
  * endpoint whose header-bound values hold no line break, or an error line
  * that starts with "cloud_id=", holds no CR or LF, and does not show the
- * password.
+ * password. An error of the URL key is one the URL itself explains.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 
 #include "endpoint.h"
 #include "store.h"
+#include "transfer.h"
 
 #define MAX_ROWS 16
 
@@ -109,6 +110,38 @@ static int reason_hides(const char *err, const char *cloud_id,
 	return 0;
 }
 
+/*
+ * 0 when err blames the URL although the URL is present, single and
+ * valid: the failure belongs to another key.
+ */
+static int url_blame_fits(const char *err, const char *cloud_id,
+			  const struct config_row *rows, size_t count)
+{
+	char prefix[ENDPOINT_ERROR_SIZE * 2], reason[ENDPOINT_ERROR_SIZE];
+	const char *url = value_of(rows, count, ENDPOINT_URL);
+	size_t n;
+
+	snprintf(prefix, sizeof(prefix), "cloud_id=%s key=%s: ", cloud_id,
+		 ENDPOINT_URL);
+	flatten(prefix);
+	n = strlen(prefix);
+	if (strlen(err) <= n || strncmp(err, prefix, n) != 0)
+		return 1;
+	if (url == NULL || strcmp(err + n, "given twice") == 0)
+		return 1;
+	/* A raw key such as "...Url: x" makes the same prefix. */
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(rows[i].key, ENDPOINT_URL) == 0)
+			continue;
+		snprintf(prefix, sizeof(prefix), "cloud_id=%s key=%s: ",
+			 cloud_id, rows[i].key);
+		flatten(prefix);
+		if (strncmp(err, prefix, strlen(prefix)) == 0)
+			return 1;
+	}
+	return transfer_check_url(url, reason, sizeof(reason)) != 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct config_row rows[MAX_ROWS];
@@ -184,6 +217,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_assert(!has_line_break(err), "error holds a line break", err);
 	fuzz_assert(reason_hides(err, parts[0], rows, count, password),
 		    "error shows the password", err);
+	fuzz_assert(url_blame_fits(err, parts[0], rows, count),
+		    "a valid URL blamed", err);
 	free(copy);
 	return 0;
 }
