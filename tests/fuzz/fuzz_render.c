@@ -5,8 +5,10 @@
  * template (empty: the documented one), new_smart_number, network_id,
  * new_smart_uri and interested_parties. Whatever compiles and renders must
  * be a body under RENDER_MAX_BODY that a fresh parser finds well-formed,
- * with no NUL inside, and the same body again on a second render. The same
- * fields, as the history's JSON records show them, must be valid JSON.
+ * with no NUL inside, and the same body again on a second render; no
+ * small input may fail as "out of memory", and a field blamed for invalid
+ * UTF-8 must be invalid by an independent decoder. The same fields, as the
+ * history's JSON records show them, must be valid JSON.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +28,60 @@ static void fuzz_assert(int ok, const char *what, const char *detail)
 		return;
 	fprintf(stderr, "fuzz_render: %s: %s\n", what, detail ? detail : "");
 	abort();
+}
+
+/* 1 when s is UTF-8 as RFC 3629 has it, decoded here without libxml2. */
+static int utf8_ok(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	uint32_t cp;
+	int more;
+
+	while (*u != 0) {
+		if (*u < 0x80) {
+			u++;
+			continue;
+		}
+		if (*u >= 0xc2 && *u <= 0xdf) {
+			cp = *u & 0x1f;
+			more = 1;
+		} else if (*u >= 0xe0 && *u <= 0xef) {
+			cp = *u & 0x0f;
+			more = 2;
+		} else if (*u >= 0xf0 && *u <= 0xf4) {
+			cp = *u & 0x07;
+			more = 3;
+		} else {
+			return 0;
+		}
+		u++;
+		for (int i = 0; i < more; i++, u++) {
+			if ((*u & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (*u & 0x3f);
+		}
+		if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}
+
+/* An error that names a scalar field's UTF-8 must be about a bad value. */
+static void check_blame(const char *err, const char *const parts[PARTS])
+{
+	static const char *const names[] = {
+		"new_smart_number is not valid UTF-8",
+		"network_id is not valid UTF-8",
+		"new_smart_uri is not valid UTF-8",
+	};
+
+	fuzz_assert(strstr(err, "out of memory") == NULL,
+		    "out of memory on a small input", err);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strstr(err, names[i]) != NULL)
+			fuzz_assert(!utf8_ok(parts[i + 1]),
+				    "valid UTF-8 blamed", err);
 }
 
 /* The fields as one history record: text, and parties as stored JSON. */
@@ -91,6 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_assert(tmpl == NULL, "failed compile left a template", err);
 		fuzz_assert(err[0] != '\0', "compile failed without a reason",
 			    NULL);
+		fuzz_assert(strstr(err, "out of memory") == NULL,
+			    "out of memory on a small input", err);
 		goto out;
 	}
 	ev.new_smart_number = parts[1];
@@ -102,6 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_assert(body == NULL, "failed render left a body", err);
 		fuzz_assert(err[0] != '\0', "render failed without a reason",
 			    NULL);
+		check_blame(err, parts);
 		goto out;
 	}
 	fuzz_assert(len <= RENDER_MAX_BODY, "body over the bound", NULL);
