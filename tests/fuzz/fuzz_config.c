@@ -128,7 +128,10 @@ static int url_blame_fits(const char *err, const char *cloud_id,
 	n = strlen(prefix);
 	if (strlen(err) <= n || strncmp(err, prefix, n) != 0)
 		return 1;
-	/* The reason may have been masked where it holds the password. */
+	/* The reason may have been masked where it holds the password (when
+	 * the password's row came before the duplicate). */
+	if (strcmp(err + n, "given twice") == 0)
+		return 1;
 	snprintf(reason, sizeof(reason), "given twice");
 	if (password != NULL && password[0] != '\0')
 		for (char *hit = reason;
