@@ -126,7 +126,9 @@ static int url_blame_fits(const char *err, const char *cloud_id,
 		 ENDPOINT_URL);
 	flatten(prefix);
 	n = strlen(prefix);
-	if (strlen(err) <= n || strncmp(err, prefix, n) != 0)
+	/* A long cloud_id may have cut the reason short. */
+	if (strlen(err) <= n || strncmp(err, prefix, n) != 0 ||
+	    strlen(err) >= ENDPOINT_ERROR_SIZE - 1)
 		return 1;
 	/* The reason may have been masked where it holds the password (when
 	 * the password's row came before the duplicate). */
