@@ -67,6 +67,20 @@ static int utf8_ok(const char *s)
 	return 1;
 }
 
+/*
+ * 1 when err says the memory ran out: alone or as the cause after a colon
+ * (a parser's message may quote a template holding those words, but ends
+ * in its line and column).
+ */
+static int is_out_of_memory(const char *err)
+{
+	static const char oom[] = "out of memory";
+	size_t n = strlen(err), m = sizeof(oom) - 1;
+
+	return strcmp(err, oom) == 0 ||
+	       (n > m + 2 && strcmp(err + n - m - 2, ": out of memory") == 0);
+}
+
 /* An error that names a scalar field's UTF-8 must be about a bad value. */
 static void check_blame(const char *err, const char *const parts[PARTS])
 {
@@ -76,8 +90,8 @@ static void check_blame(const char *err, const char *const parts[PARTS])
 		"new_smart_uri is not valid UTF-8",
 	};
 
-	fuzz_assert(strstr(err, "out of memory") == NULL,
-		    "out of memory on a small input", err);
+	fuzz_assert(!is_out_of_memory(err), "out of memory on a small input",
+		    err);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strstr(err, names[i]) != NULL)
 			fuzz_assert(!utf8_ok(parts[i + 1]),
@@ -147,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_assert(tmpl == NULL, "failed compile left a template", err);
 		fuzz_assert(err[0] != '\0', "compile failed without a reason",
 			    NULL);
-		fuzz_assert(strstr(err, "out of memory") == NULL,
+		fuzz_assert(!is_out_of_memory(err),
 			    "out of memory on a small input", err);
 		goto out;
 	}
