@@ -8,6 +8,10 @@ set -eu
 relay=$1
 receiver=$2
 dir=$3
+# Five apps of four events each, each event failing once: four transient
+# failures an app, one short of what opens its circuit breaker.
+apps="default a1 a2 a3 a4"
+per_app=4
 events=20
 
 rm -rf "$dir"
@@ -33,8 +37,12 @@ done
 base="http://127.0.0.1:$(cat "$dir/port")"
 
 "$relay" init "$db" >/dev/null
-"$relay" config "$db" set smartContactNotificationUrl "$base/seq/503,503,204"
-"$relay" config "$db" set smartContactNotificationContentType application/json
+for app in $apps; do
+	"$relay" config "$db" set smartContactNotificationUrl "$base/seq/503,204" \
+		--cloud-id "$app"
+	"$relay" config "$db" set smartContactNotificationContentType \
+		application/json --cloud-id "$app"
+done
 # An app whose endpoint is gone (410 disables it).
 "$relay" config "$db" set smartContactNotificationUrl "$base/status/410" --cloud-id gone
 "$relay" config "$db" set smartContactNotificationContentType application/json --cloud-id gone
@@ -63,7 +71,9 @@ for _ in $(seq 600); do
 	grep -q "relay started" "$dir/relay.log" && break
 	sleep 0.1
 done
-produce default $events
+for app in $apps; do
+	produce "$app" $per_app
+done
 produce slow 1
 produce gone 2
 # One unrenderable event, and a reload with a new (equally good) template.
