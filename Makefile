@@ -1,7 +1,8 @@
 # smartrelay - reliable delivery of smart-contact notifications.
 #
 #   make            build bin/smartrelay
-#   make check      unit and integration tests, then again under ASan+UBSan
+#   make check      unit and integration tests (integration on SQLite and on
+#                   a throwaway PostgreSQL), then again under ASan+UBSan
 #   make demo       deliver the document's two examples to a local receiver
 #   make bench      throughput and latency against a local receiver
 #   make install    PREFIX=/usr/local DESTDIR= (binary, man page, systemd unit)
@@ -17,7 +18,7 @@ CC      ?= cc
 PKG_CONFIG ?= pkg-config
 CFLAGS  ?= -O2 -g
 
-PKGS      = sqlite3 libcurl jansson libxml-2.0
+PKGS      = sqlite3 libpq libcurl jansson libxml-2.0
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
@@ -53,11 +54,14 @@ LIB_SRCS = \
 	relay/progress.c \
 	relay/relay.c \
 	relay/render.c \
-	relay/store.c \
+	relay/store_engine.c \
+	relay/store_pg.c \
+	relay/store_sqlite.c \
 	relay/timeutil.c \
 	relay/transfer.c
 
 MIGRATIONS = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
+PG_MIGRATIONS = $(sort $(wildcard sql/pg/[0-9][0-9][0-9]_*.sql))
 
 UNIT_TESTS = \
 	test_endpoint \
@@ -80,7 +84,8 @@ PROGRAM  = $(BIN)/smartrelay
 TEST_BINS = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEGRATION_TESTS))
 TOOL_BINS = $(addprefix $(BUILD)/tools/,$(TOOLS))
 
-.PHONY: all check check-unit check-integration check-asan demo bench \
+.PHONY: all check check-unit check-integration check-integration-pg \
+	check-asan demo bench \
 	install uninstall clean tools
 
 all: $(PROGRAM) $(TOOL_BINS)
@@ -106,7 +111,12 @@ $(BUILD)/migrations.inc: $(MIGRATIONS) tools/embed-sql.sh
 	@mkdir -p $(@D)
 	$(call quiet,GEN,$@)sh tools/embed-sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/relay/store.o: $(BUILD)/migrations.inc
+$(BUILD)/migrations_pg.inc: $(PG_MIGRATIONS) tools/embed-sql.sh
+	@mkdir -p $(@D)
+	$(call quiet,GEN,$@)sh tools/embed-sql.sh $(PG_MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/relay/store_sqlite.o: $(BUILD)/migrations.inc
+$(BUILD)/relay/store_pg.o: $(BUILD)/migrations_pg.inc
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(LIB)
 	$(call quiet,LINK,$@)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LIBS)
@@ -131,6 +141,21 @@ check-integration: $(PROGRAM) $(TOOL_BINS) \
 	$(Q)set -e; for t in $(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS)); do \
 		$(TEST_ENV) $$t; done
 
+# The integration suites again, each test on its own database of a
+# throwaway PostgreSQL server (Debian's binaries under PG_BIN), stopped
+# whatever the outcome.
+PG_BIN ?= /usr/lib/postgresql/15/bin
+
+check-integration-pg: $(PROGRAM) $(TOOL_BINS) \
+		$(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS))
+	@mkdir -p $(BUILD)/tmp
+	$(Q)state=$(abspath $(BUILD)/tmp/pg-server); \
+	uri=$$(PG_BIN=$(PG_BIN) sh tools/pg-server.sh start $$state) || exit 1; \
+	rc=0; for t in $(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS)); do \
+		$(TEST_ENV) SMARTRELAY_TEST_DB_URI=$$uri SMARTRELAY_PG_BIN=$(PG_BIN) \
+			$$t || { rc=1; break; }; done; \
+	PG_BIN=$(PG_BIN) sh tools/pg-server.sh stop $$state; exit $$rc
+
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=all
 
@@ -138,9 +163,9 @@ SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \
 check-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan BIN=build/asan/bin \
 		CFLAGS="-O1 -g $(SANITIZE)" LDFLAGS="$(SANITIZE)" \
-		check-unit check-integration
+		check-unit check-integration check-integration-pg
 
-check: check-unit check-integration check-asan
+check: check-unit check-integration check-integration-pg check-asan
 
 demo: $(PROGRAM) $(TOOL_BINS)
 	$(Q)sh tools/demo.sh $(PROGRAM) $(BUILD)/tools/receiver

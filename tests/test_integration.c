@@ -34,7 +34,7 @@ static void env_open(struct env *env, const char *name)
 	char *out = NULL;
 
 	env->dir = tu_tmpdir(name);
-	env->db = tu_path(env->dir, "relay.db");
+	env->db = tu_db(env->dir);
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "init",
 				       env->db, NULL), 0);
 	ck_assert_ptr_nonnull(strstr(out, "schema version"));
