@@ -18,7 +18,7 @@ CC      ?= cc
 PKG_CONFIG ?= pkg-config
 CFLAGS  ?= -O2 -g
 
-PKGS      = sqlite3 libpq libcurl jansson libxml-2.0
+PKGS      = sqlite3 libpq libcurl jansson libxml-2.0 libcrypto libmicrohttpd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
@@ -39,6 +39,7 @@ endif
 
 # The library: everything but main.c.
 LIB_SRCS = \
+	relay/addrpolicy.c \
 	relay/cli.c \
 	relay/cmd_config.c \
 	relay/cmd_enqueue.c \
@@ -49,11 +50,14 @@ LIB_SRCS = \
 	relay/cmd_run.c \
 	relay/cmd_stats.c \
 	relay/endpoint.c \
+	relay/guard.c \
 	relay/log.c \
+	relay/metrics.c \
 	relay/policy.c \
 	relay/progress.c \
 	relay/relay.c \
 	relay/render.c \
+	relay/sign.c \
 	relay/store_engine.c \
 	relay/store_pg.c \
 	relay/store_sqlite.c \
@@ -64,17 +68,23 @@ MIGRATIONS = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 PG_MIGRATIONS = $(sort $(wildcard sql/pg/[0-9][0-9][0-9]_*.sql))
 
 UNIT_TESTS = \
+	test_addrpolicy \
 	test_endpoint \
+	test_guard \
+	test_metrics \
 	test_policy \
 	test_progress \
 	test_render \
+	test_sign \
 	test_store \
 	test_timeutil \
 	test_transfer
 
 INTEGRATION_TESTS = \
 	test_commands \
-	test_integration
+	test_integration \
+	test_receivers \
+	test_observe
 
 TOOLS = receiver
 

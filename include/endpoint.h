@@ -2,7 +2,8 @@
  * endpoint.h - one app's provisioning options, validated and ready to use.
  *
  * Turns the config rows of one cloud_id into an endpoint: a compiled body
- * template and a transfer endpoint (URL, headers, auth, timeout). Every rule
+ * template, a transfer endpoint (URL, method, headers, auth, signing,
+ * timeout) and the app's delivery policy (limits, retries). Every rule
  * of the contract about options lives here; a rule broken is a configuration
  * error whose text names the cloud_id, the key and the reason, and the
  * events of that app wait untouched until the config is fixed.
@@ -25,6 +26,13 @@
 #define ENDPOINT_AUTH_PASSWORD "smartContactNotificationAuthPassword"
 #define ENDPOINT_ALLOW_INSECURE_AUTH "smartContactNotificationAllowInsecureAuth"
 #define ENDPOINT_TIMEOUT "smartContactNotificationTimeout"
+#define ENDPOINT_METHOD "smartContactNotificationMethod"
+#define ENDPOINT_SIGNING_SECRET "smartContactNotificationSigningSecret"
+#define ENDPOINT_MAX_CONCURRENCY "smartContactNotificationMaxConcurrency"
+#define ENDPOINT_MAX_RATE "smartContactNotificationMaxRate"
+#define ENDPOINT_MAX_ATTEMPTS "smartContactNotificationMaxAttempts"
+#define ENDPOINT_RETRY_SCHEDULE "smartContactNotificationRetrySchedule"
+#define ENDPOINT_MAX_SCHEDULE 32 /* entries of a RetrySchedule */
 /* Written by the relay when the endpoint answered 410 Gone; removed by
  * `smartrelay config DB enable`. Its value says when and why. */
 #define ENDPOINT_DISABLED "smartContactNotificationDisabled"
@@ -40,6 +48,13 @@ struct endpoint {
 	struct transfer_endpoint *transfer; /* one reference, owned */
 	char *disabled;   /* NULL, or why the endpoint is disabled (410) */
 	int64_t timeout_ms;
+	int max_concurrency;   /* 0: only run --concurrency limits it */
+	double max_rate;       /* requests per second; 0: no limit */
+	int64_t max_attempts;  /* 0: run --max-attempts */
+	/* Delay before retry n is entry n-1, the last repeating; count 0:
+	 * the run options' exponential backoff. */
+	int64_t retry_schedule_ms[ENDPOINT_MAX_SCHEDULE];
+	size_t retry_schedule_count;
 };
 
 /*

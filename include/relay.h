@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+struct addrpolicy;
+
 struct relay_options {
 	int once;              /* deliver what is due now, then return */
 	int concurrency;       /* transfers in flight at most */
@@ -26,6 +28,10 @@ struct relay_options {
 	int64_t grace_ms;      /* how long a stop waits for transfers */
 	const char *ca_file;   /* NULL: the system's CA store */
 	int64_t retention_ms;  /* 0: keep every event; else purge older ones */
+	/* NULL: any address; else the addresses transfers may connect to
+	 * (run --deny-private), borrowed for the run. */
+	const struct addrpolicy *addresses;
+	const char *metrics_listen; /* NULL, or HOST:PORT serving /metrics */
 };
 
 /* The contract's defaults (section 7.6). */

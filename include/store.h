@@ -158,6 +158,7 @@ struct event {
 	int64_t attempts;       /* attempts made before this claim */
 	int64_t budget_used;    /* attempts made since the last requeue */
 	int64_t claim_token;
+	int64_t created_ms;     /* created_at; 0 when unreadable */
 	/* NULL, or the name of a field whose stored text held a NUL byte (the
 	 * C string stops there): such an event cannot be rendered faithfully. */
 	const char *nul_field;
@@ -187,6 +188,7 @@ int store_max_event_id(struct store *store, int64_t *id);
 /*
  * Puts sending rows whose lease ended at or before now_ms back to pending,
  * due now, without counting an attempt. *recovered (may be NULL) is how many.
+ * Each is logged (warn, with its id and cloud_id) once the change committed.
  */
 int store_recover_leases(struct store *store, int64_t now_ms,
 			 int64_t *recovered);
@@ -226,6 +228,28 @@ int store_record(struct store *store, const struct outcome *outcomes,
  */
 int store_release(struct store *store, const int64_t *ids,
 		  const int64_t *tokens, size_t count);
+
+/* ---- queue depth ------------------------------------------------------ */
+
+/* The pending or sending events of one cloud_id; cloud_id borrowed. */
+struct queue_depth {
+	const char *cloud_id;
+	enum event_status status;  /* EVENT_PENDING or EVENT_SENDING */
+	int64_t count;
+	/* created_at of the first produced (lowest id) of them; 0 when
+	 * unreadable */
+	int64_t oldest_created_ms;
+};
+
+/*
+ * Calls each(depth, arg) for every (cloud_id, status) that has pending or
+ * sending events, at most max of them. Reads the states' partial indexes
+ * only, so its cost grows with the queue, not with the history. A non-zero
+ * return from each stops the walk and is returned.
+ */
+int store_queue_depth(struct store *store, size_t max,
+		      int (*each)(const struct queue_depth *depth, void *arg),
+		      void *arg);
 
 /* ---- history ---------------------------------------------------------- */
 

@@ -40,6 +40,10 @@ struct transfer_endpoint_spec {
 	const char *username;     /* NULL: no HTTP authentication */
 	const char *password;
 	int64_t timeout_ms;       /* total time of one request */
+	/* NULL: unsigned. Else Standard Webhooks secrets (see sign.h): every
+	 * request then carries webhook-timestamp and webhook-signature, and
+	 * the header lines may not name webhook-id. */
+	const char *signing_secret;
 };
 
 /*
@@ -53,10 +57,16 @@ int transfer_endpoint_new(const struct transfer_endpoint_spec *spec,
 /* Drops one reference; the last one frees the endpoint. NULL is a no-op. */
 void transfer_endpoint_unref(struct transfer_endpoint *ep);
 
+struct addrpolicy;
+
 struct transfer_pool_options {
 	int max_transfers;          /* transfers in flight at most */
 	int64_t connect_timeout_ms; /* 0: min(timeout, 10 s) of each request */
 	const char *ca_file;        /* NULL: the system's CA store */
+	/* NULL: any address. Else every address connected to (after DNS)
+	 * must pass it; one refused fails the attempt as a connection failure
+	 * whose error says why. Borrowed: it must outlive the pool. */
+	const struct addrpolicy *addresses;
 };
 
 int transfer_pool_new(const struct transfer_pool_options *options,

@@ -28,7 +28,9 @@ static const char config_usage[] =
 	"  enable             re-enable an endpoint disabled by a 410 Gone\n\n"
 	"Keys: smartContactNotificationUrl, ...PostData, ...ContentType,\n"
 	"...CustomHeaders, ...AuthUsername, ...AuthPassword,\n"
-	"...AllowInsecureAuth, ...Timeout (see the README).\n";
+	"...AllowInsecureAuth, ...Timeout, ...Method, ...SigningSecret,\n"
+	"...MaxConcurrency, ...MaxRate, ...MaxAttempts, ...RetrySchedule\n"
+	"(see the README).\n";
 
 /* The sample event a check renders: the document's own example. */
 #define SAMPLE_EVENT_ID 1

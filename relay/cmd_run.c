@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "addrpolicy.h"
 #include "cli.h"
 #include "commands.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "timeutil.h"
 
@@ -31,13 +33,20 @@ static const char run_usage[] =
 	"                     (30d, 12h, 90m, 45s; as `smartrelay purge`),\n"
 	"                     a batch at a time; not with --once (default: keep\n"
 	"                     them)\n"
+	"  --deny-private     refuse to connect to loopback, private, link-local\n"
+	"                     (cloud metadata) and other internal addresses\n"
+	"  --allow-private LIST  with --deny-private, addresses and prefixes\n"
+	"                     let through anyway (10.1.0.0/16,fd12::7)\n"
+	"  --metrics-listen HOST:PORT\n"
+	"                     serve Prometheus metrics at GET /metrics there\n"
 	"  -v, --verbose      debug logging\n"
 	"  --syslog           log to syslog instead of stderr\n";
 
 enum {
 	OPT_ONCE = 256, OPT_CONCURRENCY, OPT_TIMEOUT, OPT_MAX_ATTEMPTS,
 	OPT_RETRY_BASE, OPT_RETRY_MAX, OPT_LEASE, OPT_GRACE, OPT_CA_FILE,
-	OPT_SYSLOG, OPT_RETENTION,
+	OPT_SYSLOG, OPT_RETENTION, OPT_DENY_PRIVATE, OPT_ALLOW_PRIVATE,
+	OPT_METRICS_LISTEN,
 };
 
 /* A week bounds every duration option: longer is surely a typo. */
@@ -66,13 +75,18 @@ int cmd_run(int argc, char **argv)
 		{ "retention", required_argument, NULL, OPT_RETENTION },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
+		{ "deny-private", no_argument, NULL, OPT_DENY_PRIVATE },
+		{ "allow-private", required_argument, NULL, OPT_ALLOW_PRIVATE },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct relay_options opt;
-	const char *db;
+	struct addrpolicy *addresses = NULL;
+	const char *db, *allow_private = NULL;
+	char err[320];
 	int64_t n;
-	int c, rc = 0;
+	int c, deny_private = 0, rc = 0;
 
 	relay_options_default(&opt);
 	while (rc == 0 && (c = getopt_long(argc, argv, "hv", options, NULL)) != -1) {
@@ -118,11 +132,23 @@ int cmd_run(int argc, char **argv)
 						       "a duration above 0 (30d, 12h, "
 						       "90m, 45s)", optarg);
 			break;
+		case OPT_METRICS_LISTEN:
+			if (metrics_check_listen(optarg, err, sizeof(err)) != 0)
+				return cli_usage_error("run", "--metrics-listen: %s",
+						       err);
+			opt.metrics_listen = optarg;
+			break;
 		case 'v':
 			log_set_level(LOG_LEVEL_DEBUG);
 			break;
 		case OPT_SYSLOG:
 			log_use_syslog("smartrelay");
+			break;
+		case OPT_DENY_PRIVATE:
+			deny_private = 1;
+			break;
+		case OPT_ALLOW_PRIVATE:
+			allow_private = optarg;
 			break;
 		case 'h':
 			fputs(run_usage, stdout);
@@ -144,5 +170,14 @@ int cmd_run(int argc, char **argv)
 	/* A lease must outlive the transfer it covers (contract 7.6). */
 	if (opt.lease_ms <= opt.timeout_ms)
 		return cli_usage_error("run", "--lease must be longer than --timeout");
-	return relay_run(db, &opt);
+	if (allow_private && !deny_private)
+		return cli_usage_error("run", "--allow-private needs --deny-private");
+	if (deny_private) {
+		if (addrpolicy_new(allow_private, &addresses, err, sizeof(err)) != 0)
+			return cli_usage_error("run", "--allow-private: %s", err);
+		opt.addresses = addresses;
+	}
+	rc = relay_run(db, &opt);
+	addrpolicy_free(addresses);
+	return rc;
 }

@@ -1,10 +1,11 @@
 /*
  * endpoint.c - the provisioning options of one app, checked and compiled.
  *
- * Owns every rule of the contract about config keys (sections 2 and 7.13 to
- * 7.15). Values are checked here; the URL and the template are checked by
- * the modules that will use them (transfer, render), so that a config that
- * passes here is one those modules accept.
+ * Owns every rule about config keys: the contract's (sections 2 and 7.13 to
+ * 7.15) and those of the optional keys beyond it. Values are checked here;
+ * the URL and the template are checked by the modules that will use them
+ * (transfer, render), so that a config that passes here is one those
+ * modules accept.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,12 +17,19 @@
 
 #include "endpoint.h"
 #include "render.h"
+#include "sign.h"
 #include "timeutil.h"
 #include "transfer.h"
 
 /* Contract 7.15: Timeout is 0.1 to 600 seconds. */
 #define TIMEOUT_MIN_MS 100
 #define TIMEOUT_MAX_MS 600000
+/* Bounds of the delivery policy options: wide enough for any real need,
+ * narrow enough that arithmetic on them cannot overflow. */
+#define MAX_CONCURRENCY 10000
+#define MAX_RATE 100000.0
+#define MAX_ATTEMPTS 1000
+#define SCHEDULE_MAX_MS ((int64_t)30 * 24 * 3600 * 1000)
 
 enum option {
 	OPT_URL = 0,
@@ -32,6 +40,12 @@ enum option {
 	OPT_AUTH_PASSWORD,
 	OPT_ALLOW_INSECURE_AUTH,
 	OPT_TIMEOUT,
+	OPT_METHOD,
+	OPT_SIGNING_SECRET,
+	OPT_MAX_CONCURRENCY,
+	OPT_MAX_RATE,
+	OPT_MAX_ATTEMPTS,
+	OPT_RETRY_SCHEDULE,
 	OPT_DISABLED,
 	OPT__COUNT
 };
@@ -45,6 +59,12 @@ static const char *const option_keys[OPT__COUNT] = {
 	[OPT_AUTH_PASSWORD] = ENDPOINT_AUTH_PASSWORD,
 	[OPT_ALLOW_INSECURE_AUTH] = ENDPOINT_ALLOW_INSECURE_AUTH,
 	[OPT_TIMEOUT] = ENDPOINT_TIMEOUT,
+	[OPT_METHOD] = ENDPOINT_METHOD,
+	[OPT_SIGNING_SECRET] = ENDPOINT_SIGNING_SECRET,
+	[OPT_MAX_CONCURRENCY] = ENDPOINT_MAX_CONCURRENCY,
+	[OPT_MAX_RATE] = ENDPOINT_MAX_RATE,
+	[OPT_MAX_ATTEMPTS] = ENDPOINT_MAX_ATTEMPTS,
+	[OPT_RETRY_SCHEDULE] = ENDPOINT_RETRY_SCHEDULE,
 	[OPT_DISABLED] = ENDPOINT_DISABLED,
 };
 
@@ -383,6 +403,168 @@ static int check_auth(struct build *b)
 	return 0;
 }
 
+/* POST is the contract's method; PUT is the one alternative the web-service
+ * definition allows. Methods are case-sensitive (RFC 9110), so "post" is a
+ * typo rather than a spelling of POST. */
+static int check_method(struct build *b)
+{
+	const char *method = b->value[OPT_METHOD];
+
+	if (method == NULL || strcmp(method, "POST") == 0 ||
+	    strcmp(method, "PUT") == 0)
+		return 0;
+	return fail(b, ENDPOINT_METHOD, "must be \"POST\" or \"PUT\"");
+}
+
+/* The headers a signature covers or consists of (Standard Webhooks). */
+static const char *const signature_headers[] = {
+	"webhook-id",
+	"webhook-timestamp",
+	"webhook-signature",
+};
+
+/*
+ * A signed request's id, timestamp and signature belong together, so
+ * CustomHeaders may not replace any of them while signing is on.
+ */
+static int check_signing(struct build *b, char *const *headers, size_t count)
+{
+	char reason[ENDPOINT_ERROR_SIZE];
+	struct sign_keys *keys = NULL;
+
+	if (b->value[OPT_SIGNING_SECRET] == NULL)
+		return 0;
+	if (sign_keys_new(b->value[OPT_SIGNING_SECRET], &keys, reason,
+			  sizeof(reason)) != 0)
+		return fail(b, ENDPOINT_SIGNING_SECRET, reason);
+	sign_keys_free(keys);
+	for (size_t i = 0; i < count; i++) {
+		for (size_t j = 0; j < sizeof(signature_headers) /
+				       sizeof(signature_headers[0]); j++) {
+			const char *name = signature_headers[j];
+			size_t len = strlen(name);
+
+			if (strncasecmp(headers[i], name, len) != 0 ||
+			    headers[i][len] != ':')
+				continue;
+			set_text(reason, sizeof(reason),
+				 "line %zu: header %s is set by the relay while "
+				 ENDPOINT_SIGNING_SECRET " is set", i + 1, name);
+			return fail(b, ENDPOINT_CUSTOM_HEADERS, reason);
+		}
+	}
+	return 0;
+}
+
+/* A whole number from min to max, digits only. */
+static int parse_count(const char *text, long min, long max, long *out)
+{
+	size_t len = strlen(text);
+	long n;
+
+	if (len == 0 || len > 9 || strspn(text, "0123456789") != len)
+		return -1;
+	n = strtol(text, NULL, 10);
+	if (n < min || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* A positive decimal number ("0.5", "20"), digits and one point only, so
+ * that strtod's hex, exponents, "inf" and "nan" never get through. */
+static int parse_positive(const char *text, double max, double *out)
+{
+	size_t len = strlen(text);
+	const char *point = strchr(text, '.');
+	char *end = NULL;
+	double value;
+
+	if (len == 0 || len > 32 || strspn(text, "0123456789.") != len ||
+	    (point != NULL && strchr(point + 1, '.') != NULL) ||
+	    text[0] == '.' || text[len - 1] == '.')
+		return -1;
+	value = strtod(text, &end);
+	if (end != text + len || !(value > 0.0) || value > max)
+		return -1;
+	*out = value;
+	return 0;
+}
+
+static int check_limits(struct build *b, struct endpoint *ep)
+{
+	long n;
+
+	if (b->value[OPT_MAX_CONCURRENCY] != NULL) {
+		if (parse_count(b->value[OPT_MAX_CONCURRENCY], 1,
+				MAX_CONCURRENCY, &n) != 0)
+			return fail(b, ENDPOINT_MAX_CONCURRENCY,
+				    "must be a whole number from 1 to 10000");
+		ep->max_concurrency = (int)n;
+	}
+	if (b->value[OPT_MAX_RATE] != NULL &&
+	    parse_positive(b->value[OPT_MAX_RATE], MAX_RATE, &ep->max_rate) != 0)
+		return fail(b, ENDPOINT_MAX_RATE,
+			    "must be a number of requests per second above 0, "
+			    "at most 100000");
+	return 0;
+}
+
+/*
+ * MaxAttempts, and RetrySchedule: comma-separated delays in seconds, one
+ * per retry, the last repeating ("5,300,1800,7200,18000,36000").
+ */
+static int check_retry(struct build *b, struct endpoint *ep)
+{
+	const char *text = b->value[OPT_RETRY_SCHEDULE];
+	long n;
+
+	if (b->value[OPT_MAX_ATTEMPTS] != NULL) {
+		if (parse_count(b->value[OPT_MAX_ATTEMPTS], 1, MAX_ATTEMPTS,
+				&n) != 0)
+			return fail(b, ENDPOINT_MAX_ATTEMPTS,
+				    "must be a whole number from 1 to 1000");
+		ep->max_attempts = n;
+	}
+	while (text != NULL) {
+		const char *comma = strchr(text, ',');
+		size_t len = comma != NULL ? (size_t)(comma - text)
+					   : strlen(text);
+		char item[32];
+		char reason[128];
+		int64_t ms;
+
+		while (len > 0 && *text == ' ') {
+			text++;
+			len--;
+		}
+		while (len > 0 && text[len - 1] == ' ')
+			len--;
+		if (ep->retry_schedule_count == ENDPOINT_MAX_SCHEDULE) {
+			set_text(reason, sizeof(reason), "more than %d delays",
+				 ENDPOINT_MAX_SCHEDULE);
+			return fail(b, ENDPOINT_RETRY_SCHEDULE, reason);
+		}
+		if (len == 0 || len >= sizeof(item)) {
+			set_text(reason, sizeof(reason), "delay %zu is %s",
+				 ep->retry_schedule_count + 1,
+				 len == 0 ? "empty" : "too long");
+			return fail(b, ENDPOINT_RETRY_SCHEDULE, reason);
+		}
+		memcpy(item, text, len);
+		item[len] = '\0';
+		if (time_parse_seconds(item, SCHEDULE_MAX_MS, &ms) != 0) {
+			set_text(reason, sizeof(reason), "delay %zu is not a "
+				 "number of seconds from 0 to 2592000",
+				 ep->retry_schedule_count + 1);
+			return fail(b, ENDPOINT_RETRY_SCHEDULE, reason);
+		}
+		ep->retry_schedule_ms[ep->retry_schedule_count++] = ms;
+		text = comma != NULL ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
 static int check_timeout(struct build *b, int64_t default_ms,
 			 int64_t *timeout_ms)
 {
@@ -421,6 +603,25 @@ static void redact(char *text, const char *password)
 	len = strlen(password);
 	while ((hit = strstr(text, password)) != NULL)
 		memset(hit, '*', len);
+}
+
+/* Overwrites every space-separated secret of value found in text. */
+static void redact_secrets(char *text, const char *value)
+{
+	char secret[1024];
+
+	while (value != NULL && *value != '\0') {
+		size_t len = strcspn(value, " ");
+
+		if (len > 0 && len < sizeof(secret)) {
+			memcpy(secret, value, len);
+			secret[len] = '\0';
+			redact(text, secret);
+		}
+		value += len;
+		value += strspn(value, " ");
+	}
+	explicit_bzero(secret, sizeof(secret));
 }
 
 /* Error text is one log line: control characters in library messages
@@ -500,16 +701,23 @@ int endpoint_build(const char *cloud_id, const struct config_row *rows,
 		goto out;
 	if (check_timeout(&b, default_timeout_ms, &ep->timeout_ms) != 0)
 		goto out;
+	if (check_method(&b) != 0)
+		goto out;
+	if (check_signing(&b, headers, header_count) != 0)
+		goto out;
+	if (check_limits(&b, ep) != 0 || check_retry(&b, ep) != 0)
+		goto out;
 
 	spec.url = b.value[OPT_URL];
 	/* Sent exactly as configured, parameters and case included. */
 	spec.content_type = b.value[OPT_CONTENT_TYPE];
-	spec.method = NULL;
+	spec.method = b.value[OPT_METHOD]; /* NULL: POST */
 	spec.headers = (const char *const *)headers;
 	spec.header_count = header_count;
 	spec.username = b.value[OPT_AUTH_USERNAME];
 	spec.password = b.value[OPT_AUTH_PASSWORD];
 	spec.timeout_ms = ep->timeout_ms;
+	spec.signing_secret = b.value[OPT_SIGNING_SECRET];
 	if (transfer_endpoint_new(&spec, &ep->transfer, reason,
 				  sizeof(reason)) != 0) {
 		fail(&b, ENDPOINT_URL, reason);
@@ -522,6 +730,7 @@ int endpoint_build(const char *cloud_id, const struct config_row *rows,
 out:
 	if (rc != 0) {
 		redact(b.reason, b.value[OPT_AUTH_PASSWORD]);
+		redact_secrets(b.reason, b.value[OPT_SIGNING_SECRET]);
 		set_text(err, errlen, "cloud_id=%s key=%s: %s", b.cloud_id,
 			 b.error_key != NULL ? b.error_key : ENDPOINT_KEY_PREFIX,
 			 b.reason);

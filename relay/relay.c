@@ -21,7 +21,9 @@
 #include <unistd.h>
 
 #include "endpoint.h"
+#include "guard.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "relay.h"
 #include "render.h"
@@ -41,6 +43,11 @@
 #define LEASE_MARGIN_MS 5000
 /* Pending cloud_ids looked at for a missing config, at most. */
 #define MAX_UNKNOWN_APPS 64
+/* The circuit breaker of every endpoint: open after this many transient
+ * failures in a row, probe after a pause that doubles up to the maximum. */
+#define BREAKER_THRESHOLD 5
+#define BREAKER_PAUSE_MIN_MS 5000
+#define BREAKER_PAUSE_MAX_MS 300000
 #define ERROR_SIZE 320
 /*
  * A producer's commit writes the -wal file (which wakes the loop) a moment
@@ -64,6 +71,7 @@ struct app {
 	int64_t next_due_ms;    /* INT64_MIN: look now; INT64_MAX: none */
 	int configured;         /* fingerprint and ep describe the rows */
 	int seen;               /* still present at the last reload */
+	struct guard guard;     /* outlives config changes, like the app */
 };
 
 /* One claimed event: in flight, or finished and waiting to be recorded. */
@@ -72,10 +80,12 @@ struct flight {
 	int64_t token;
 	int64_t attempts;       /* before this attempt */
 	int64_t budget_used;
+	int64_t created_ms;     /* the event's created_at; 0: unknown */
 	struct app *app;        /* borrowed; apps live as long as the relay */
 	char error[ERROR_SIZE];
 	struct outcome outcome;
 	int gone;               /* answered 410 Gone */
+	int probe;              /* the probe of the app's open breaker */
 	struct flight *next;    /* in the free list or the done list */
 };
 
@@ -83,6 +93,7 @@ struct relay {
 	const struct relay_options *opt;
 	struct store *store;
 	struct transfer_pool *pool;
+	struct metrics *metrics; /* NULL without --metrics-listen */
 
 	/* Every cloud_id met, configured or not. Pointers, so that a flight's
 	 * app stays put when the table grows. */
@@ -214,6 +225,7 @@ static struct app *app_add(struct relay *relay, const char *cloud_id)
 		return NULL;
 	}
 	app->next_due_ms = INT64_MIN;
+	guard_init(&app->guard);
 	relay->apps[relay->app_count++] = app;
 	return app;
 }
@@ -245,9 +257,13 @@ static void app_configure(struct relay *relay, struct app *app,
 			   &ep, err, sizeof(err)) != 0) {
 		log_error("config error: %s; events of cloud_id=%s wait",
 			  err, app->cloud_id);
+		metrics_config_state(relay->metrics, app->cloud_id,
+				     METRICS_CONFIG_ERROR);
 		return;
 	}
 	app->ep = ep;
+	metrics_config_state(relay->metrics, app->cloud_id, ep->disabled
+			     ? METRICS_CONFIG_DISABLED : METRICS_CONFIG_OK);
 	if (ep->disabled)
 		log_warn("endpoint disabled cloud_id=%s reason=\"%s\"; its events "
 			 "wait until `smartrelay config DB enable --cloud-id %s`",
@@ -329,6 +345,49 @@ static int app_ready(const struct app *app)
 	return app->ep && !app->ep->disabled;
 }
 
+/* The limits of the app's current config (none while it has none). */
+static struct guard_settings app_guard_settings(const struct app *app)
+{
+	struct guard_settings s = {
+		.breaker_threshold = BREAKER_THRESHOLD,
+		.pause_min_ms = BREAKER_PAUSE_MIN_MS,
+		.pause_max_ms = BREAKER_PAUSE_MAX_MS,
+	};
+
+	if (app->ep) {
+		s.max_concurrency = app->ep->max_concurrency;
+		s.max_rate = app->ep->max_rate;
+	}
+	return s;
+}
+
+/* The breaker's changes are what an operator must see. */
+static void app_guard_finished(struct app *app, int transient, int probe)
+{
+	struct guard_settings s = app_guard_settings(app);
+
+	switch (guard_finished(&app->guard, &s, transient, probe,
+			       time_mono_ms())) {
+	case GUARD_OPENED:
+		log_error("endpoint paused cloud_id=%s after %d transient "
+			  "failures in a row; its events wait, next probe in "
+			  "%" PRId64 " ms", app->cloud_id, s.breaker_threshold,
+			  app->guard.pause_ms);
+		break;
+	case GUARD_REOPENED:
+		log_error("endpoint still failing cloud_id=%s; next probe in %"
+			  PRId64 " ms", app->cloud_id, app->guard.pause_ms);
+		break;
+	case GUARD_CLOSED:
+		log_warn("endpoint answers again cloud_id=%s; resuming delivery",
+			 app->cloud_id);
+		break;
+	case GUARD_SAME:
+	default:
+		break;
+	}
+}
+
 /* ---- outcomes --------------------------------------------------------- */
 
 static void flight_finish(struct relay *relay, struct flight *f)
@@ -356,7 +415,30 @@ static void outcome_unrenderable(struct relay *relay, struct flight *f,
 	f->outcome.error = f->error;
 	log_warn("event failed id=%" PRId64 " cloud_id=%s outcome=unrenderable "
 		 "error=\"%s\"", f->id, f->app->cloud_id, reason);
+	metrics_unrenderable(relay->metrics, f->app->cloud_id);
 	flight_finish(relay, f);
+}
+
+/*
+ * With a RetrySchedule, the delay after attempt n is the schedule's entry n
+ * (the last repeating), jittered like the exponential one and capped at the
+ * schedule's longest entry, which also bounds a Retry-After. Returns the
+ * attempt number to hand policy_backoff.
+ */
+static int64_t retry_settings(const struct endpoint *ep, int64_t attempt,
+			      struct backoff *settings)
+{
+	size_t count = ep ? ep->retry_schedule_count : 0;
+	size_t i;
+
+	if (count == 0)
+		return attempt;
+	i = attempt - 1 < (int64_t)count ? (size_t)(attempt - 1) : count - 1;
+	settings->base_ms = ep->retry_schedule_ms[i];
+	settings->max_ms = 0;
+	for (size_t k = 0; k < count; k++)
+		settings->max_ms = max64(settings->max_ms, ep->retry_schedule_ms[k]);
+	return 1;
 }
 
 /* Decides what the attempt means for the row, from its verdict. */
@@ -364,11 +446,14 @@ static void outcome_attempted(struct relay *relay, struct flight *f,
 			      const struct transfer_result *result)
 {
 	const struct relay_options *opt = relay->opt;
+	const struct endpoint *ep = f->app->ep; /* NULL after a bad change */
 	enum verdict verdict = policy_classify(result->transport,
 					       result->http_status);
 	struct outcome *o = &f->outcome;
 	int64_t attempt = f->attempts + 1;
-	int last = f->budget_used + 1 >= opt->max_attempts;
+	int64_t max_attempts = ep && ep->max_attempts ? ep->max_attempts
+						      : opt->max_attempts;
+	int last = f->budget_used + 1 >= max_attempts;
 	const char *outcome_name;
 
 	memset(o, 0, sizeof(*o));
@@ -406,10 +491,12 @@ static void outcome_attempted(struct relay *relay, struct flight *f,
 			struct backoff settings = {
 				opt->retry_base_ms, opt->retry_max_ms
 			};
+			int64_t n = retry_settings(ep, f->budget_used + 1,
+						   &settings);
 
 			o->status = EVENT_PENDING;
 			o->next_attempt_ms = o->finished_ms +
-				policy_backoff(&settings, f->budget_used + 1,
+				policy_backoff(&settings, n,
 					       result->retry_after_ms,
 					       rng_unit(relay));
 			outcome_name = "retry";
@@ -427,6 +514,11 @@ static void outcome_attempted(struct relay *relay, struct flight *f,
 		break;
 	}
 	o->error = f->error[0] ? f->error : NULL;
+	metrics_attempt(relay->metrics, f->app->cloud_id, outcome_name,
+			result->transport, o->http_status);
+	if (verdict == VERDICT_DELIVERED && f->created_ms)
+		metrics_delivered(relay->metrics, f->app->cloud_id,
+				  o->finished_ms - f->created_ms);
 	if (verdict == VERDICT_DELIVERED)
 		log_info("attempt id=%" PRId64 " cloud_id=%s attempt=%" PRId64
 			 " outcome=%s status=%ld duration_ms=%" PRId64,
@@ -457,6 +549,8 @@ static void app_disable(struct relay *relay, struct app *app)
 		store_trouble(relay, "disable endpoint", rc);
 	if (app->ep && !app->ep->disabled)
 		app->ep->disabled = strdup(reason);
+	metrics_config_state(relay->metrics, app->cloud_id,
+			     METRICS_CONFIG_DISABLED);
 	log_error("endpoint disabled cloud_id=%s reason=\"%s\"; enable it with "
 		  "`smartrelay config DB enable --cloud-id %s`",
 		  app->cloud_id, reason, app->cloud_id);
@@ -492,6 +586,11 @@ static void outcomes_flush(struct relay *relay)
 		relay->done = f->next;
 		if (f->gone)
 			app_disable(relay, f->app);
+		/* The relay's own commits leave PRAGMA data_version alone, so
+		 * a retry it just scheduled must be remembered here. */
+		if (!relay->opt->once && f->outcome.status == EVENT_PENDING &&
+		    f->outcome.next_attempt_ms < f->app->next_due_ms)
+			f->app->next_due_ms = f->outcome.next_attempt_ms;
 		flight_release(relay, f);
 	}
 	relay->done_count = 0;
@@ -514,6 +613,7 @@ static void flight_start(struct relay *relay, struct flight *f,
 	f->token = ev->claim_token;
 	f->attempts = ev->attempts;
 	f->budget_used = ev->budget_used;
+	f->created_ms = ev->created_ms;
 	f->gone = 0;
 	if (ev->nul_field) {
 		snprintf(err, sizeof(err), "%s holds a NUL byte", ev->nul_field);
@@ -530,13 +630,23 @@ static void flight_start(struct relay *relay, struct flight *f,
 		/* Not the event's fault: it goes back as if never claimed. */
 		int64_t id = f->id, token = f->token;
 
-		log_error("cannot start transfer id=%" PRId64 ": %s", id, err);
+		log_error("transfer not started id=%" PRId64 " cloud_id=%s "
+			  "error=\"%s\"; the event is put back", id,
+			  f->app->cloud_id, err);
 		if (store_release(relay->store, &id, &token, 1) != STORE_OK)
 			log_error("release id=%" PRId64 ": %s", id,
 				  store_errmsg(relay->store));
 		flight_release(relay, f);
 		return;
 	}
+	{
+		struct guard_settings s = app_guard_settings(f->app);
+
+		f->probe = guard_started(&f->app->guard, &s, time_mono_ms());
+	}
+	if (f->probe)
+		log_info("probing paused endpoint cloud_id=%s with id=%" PRId64,
+			 f->app->cloud_id, f->id);
 	log_debug("sending id=%" PRId64 " cloud_id=%s attempt=%" PRId64
 		  " bytes=%zu", f->id, f->app->cloud_id, f->attempts + 1, len);
 }
@@ -565,6 +675,7 @@ static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 		return 0;
 	}
 	store_healthy(relay);
+	metrics_claimed(relay->metrics, app->cloud_id, count);
 	for (size_t i = 0; i < count; i++) {
 		struct flight *f = relay->free_flights;
 
@@ -613,12 +724,19 @@ static void claim_due(struct relay *relay)
 	start = relay->claim_rotation++ % relay->app_count;
 	for (size_t k = 0; k < relay->app_count && slots > 0; k++) {
 		struct app *app = relay->apps[(start + k) % relay->app_count];
-		size_t share = (slots + due - 1) / due;
+		struct guard_settings s;
+		size_t allowed, share;
 
 		if (!app_ready(app) || app->next_due_ms > now)
 			continue;
-		slots -= app_claim(relay, app, share, now);
+		/* Only here: once every due app is served, due is 0. */
+		share = (slots + due - 1) / due;
 		due--;
+		s = app_guard_settings(app);
+		allowed = guard_allowance(&app->guard, &s, time_mono_ms());
+		if (allowed == 0)
+			continue;
+		slots -= app_claim(relay, app, allowed < share ? allowed : share, now);
 	}
 }
 
@@ -629,6 +747,10 @@ static void reap_finished(struct relay *relay)
 	while (transfer_pool_reap(relay->pool, &result) == 1) {
 		struct flight *f = result.owner;
 
+		app_guard_finished(f->app,
+				   policy_classify(result.transport,
+						   result.http_status) == VERDICT_RETRY,
+				   f->probe);
 		outcome_attempted(relay, f, &result);
 		flight_finish(relay, f);
 	}
@@ -645,6 +767,9 @@ static void collect_cancelled(void *owner, void *arg)
 	struct flight *f = owner;
 	struct release_list *list = arg;
 
+	guard_cancelled(&f->app->guard, f->probe);
+	log_info("cancelled id=%" PRId64 " cloud_id=%s: still in flight at the "
+		 "end of the grace period", f->id, f->app->cloud_id);
 	list->ids[list->count] = f->id;
 	list->tokens[list->count] = f->token;
 	list->count++;
@@ -696,6 +821,7 @@ static void sweep(struct relay *relay, int64_t now_mono)
 		store_trouble(relay, "lease recovery", rc);
 		return;
 	}
+	metrics_recovered(relay->metrics, recovered);
 	if (recovered > 0) {
 		log_warn("took over %" PRId64 " events whose relay stopped "
 			 "before recording an outcome", recovered);
@@ -790,7 +916,8 @@ static int wait_ms(struct relay *relay)
 {
 	int64_t now = time_now_ms(), wait;
 
-	wait = relay->watch_fd >= 0 ? IDLE_WAIT_MS : IDLE_POLL_MS;
+	wait = relay->watch_fd >= 0 || store_wait_fd(relay->store) >= 0
+		? IDLE_WAIT_MS : IDLE_POLL_MS;
 	if (relay->rechecks > 0)
 		wait = WAL_RECHECK_MS;
 	if (relay->done)
@@ -805,12 +932,20 @@ static int wait_ms(struct relay *relay)
 		return (int)min64(wait, max64(relay->store_retry_at_ms -
 					      time_mono_ms(), 0));
 	for (size_t i = 0; i < relay->app_count; i++) {
-		const struct app *app = relay->apps[i];
+		struct app *app = relay->apps[i];
+		struct guard_settings s;
+		int64_t guard_ms;
 
 		if (!app_ready(app) || app->next_due_ms == INT64_MAX)
 			continue;
-		wait = app->next_due_ms <= now ? 0
-			: min64(wait, app->next_due_ms - now);
+		/* A limit that only a finished transfer lifts: the network
+		 * wakes the loop then. */
+		s = app_guard_settings(app);
+		guard_ms = guard_wait_ms(&app->guard, &s, time_mono_ms());
+		if (guard_ms < 0)
+			continue;
+		wait = min64(wait, max64(guard_ms, app->next_due_ms <= now ? 0
+					 : app->next_due_ms - now));
 	}
 	return (int)wait;
 }
@@ -819,8 +954,10 @@ static int once_finished(struct relay *relay)
 {
 	if (transfer_pool_active(relay->pool) > 0 || relay->done)
 		return 0;
+	/* An app whose breaker is open is done: its events wait. */
 	for (size_t i = 0; i < relay->app_count; i++)
 		if (app_ready(relay->apps[i]) &&
+		    !guard_is_open(&relay->apps[i]->guard) &&
 		    relay->apps[i]->next_due_ms != INT64_MAX)
 			return 0;
 	return 1;
@@ -861,7 +998,13 @@ static int signals_open(sigset_t *old)
 static int relay_loop(struct relay *relay)
 {
 	for (;;) {
-		int fds[2] = { relay->signal_fd, relay->watch_fd };
+		/* A -1 (no watch, no metrics) is never ready. The store's
+		 * descriptor (PostgreSQL's notifications) is read by
+		 * check_changes, which a resting store skips. */
+		int fds[4] = { relay->signal_fd, relay->watch_fd,
+			       metrics_fd(relay->metrics),
+			       store_resting(relay) ? -1
+						    : store_wait_fd(relay->store) };
 		unsigned ready = 0;
 		int64_t now_mono = time_mono_ms();
 
@@ -875,8 +1018,10 @@ static int relay_loop(struct relay *relay)
 		}
 		if (relay->opt->once && !relay->stopping && once_finished(relay))
 			break;
-		if (transfer_pool_poll(relay->pool, wait_ms(relay), fds,
-				       relay->watch_fd >= 0 ? 2 : 1, &ready) != 0) {
+		metrics_in_flight(relay->metrics, transfer_pool_active(relay->pool));
+		if (transfer_pool_poll(relay->pool,
+				       metrics_wait_ms(relay->metrics, wait_ms(relay)),
+				       fds, 4, &ready) != 0) {
 			log_error("transfer poll failed");
 			return 1;
 		}
@@ -886,6 +1031,7 @@ static int relay_loop(struct relay *relay)
 			drain(relay->watch_fd);
 			relay->rechecks = WAL_RECHECKS;
 		}
+		metrics_serve(relay->metrics);
 		reap_finished(relay);
 		outcomes_flush(relay);
 		/* Config changes apply to every claim, in --once too. */
@@ -920,6 +1066,7 @@ static int relay_start(struct relay *relay, const char *db_path)
 	struct transfer_pool_options pool_options = {
 		.max_transfers = relay->opt->concurrency,
 		.ca_file = relay->opt->ca_file,
+		.addresses = relay->opt->addresses,
 	};
 	char err[512];
 	int rc;
@@ -953,6 +1100,15 @@ static int relay_start(struct relay *relay, const char *db_path)
 		relay->rng = (uint64_t)time_now_ms() ^ ((uint64_t)getpid() << 32);
 	relay->rng |= 1;
 	relay->watch_fd = relay->opt->once ? -1 : watch_open(db_path);
+	if (relay->opt->metrics_listen) {
+		if (metrics_open(relay->opt->metrics_listen, relay->store,
+				 &relay->metrics, err, sizeof(err)) != 0) {
+			log_error("metrics: %s", err);
+			return -1;
+		}
+		log_info("metrics listening on %s port=%d",
+			 relay->opt->metrics_listen, metrics_port(relay->metrics));
+	}
 	return 0;
 }
 
@@ -977,6 +1133,7 @@ int relay_run(const char *db_path, const struct relay_options *options)
 		log_error("%s: %s", db_path, store_errmsg(relay.store));
 		goto out;
 	}
+	metrics_recovered(relay.metrics, recovered);
 	if (recovered > 0)
 		log_warn("took over %" PRId64 " events whose relay stopped before "
 			 "recording an outcome", recovered);
@@ -992,6 +1149,7 @@ out:
 		transfer_pool_free(relay.pool);
 	apps_free(&relay);
 	free(relay.flights);
+	metrics_close(relay.metrics);
 	store_close(relay.store);
 	if (relay.watch_fd >= 0)
 		close(relay.watch_fd);

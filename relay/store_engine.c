@@ -179,3 +179,10 @@ int store_stats(struct store *store, int64_t now_ms, struct store_stats *out)
 {
 	return engine_of(store)->stats(store, now_ms, out);
 }
+
+int store_queue_depth(struct store *store, size_t max,
+		      int (*each)(const struct queue_depth *depth, void *arg),
+		      void *arg)
+{
+	return engine_of(store)->queue_depth(store, max, each, arg);
+}

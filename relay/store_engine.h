@@ -66,6 +66,10 @@ struct store_engine {
 			    void *arg);
 	int (*stats)(struct store *store, int64_t now_ms,
 		     struct store_stats *out);
+	int (*queue_depth)(struct store *store, size_t max,
+			   int (*each)(const struct queue_depth *depth,
+				       void *arg),
+			   void *arg);
 };
 
 /* The first member of every engine's struct store. */

@@ -72,6 +72,7 @@ enum stmt {
 	STMT_PURGE,
 	STMT_STATS_CLOUDS,
 	STMT_STATS,
+	STMT_QUEUE_DEPTH,
 	STMT_COUNT
 };
 
@@ -145,7 +146,8 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"  RETURNING o.id, o.cloud_id, o.new_smart_number, o.network_id,"
 		"            o.new_smart_uri, o.interested_parties, o.attempts,"
 		"            o.attempts - o.budget_start,"
-		"            coalesce(o.next_attempt_at, '') AS due_at)"
+		"            coalesce(o.next_attempt_at, '') AS due_at,"
+		"            o.created_at)"
 		" SELECT * FROM claimed ORDER BY due_at, id" },
 	[STMT_MAX_EVENT_ID] = { "max_event_id", 0,
 		"SELECT coalesce(max(id), 0) FROM outbox" },
@@ -153,7 +155,8 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"UPDATE outbox"
 		"   SET status = 'pending', next_attempt_at = NULL,"
 		"       claim_token = NULL, lease_until = NULL"
-		" WHERE status = 'sending' AND lease_until <= $1::text" },
+		" WHERE status = 'sending' AND lease_until <= $1::text"
+		" RETURNING id, cloud_id" },
 	[STMT_NEXT_DUE] = { "next_due", 1,
 		"SELECT coalesce(next_attempt_at, '') FROM outbox"
 		" WHERE status = 'pending'"
@@ -328,6 +331,21 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"                      cume_dist() OVER (ORDER BY duration_ms) AS cd"
 		"                 FROM delivery_attempts"
 		"                WHERE started_at >= $2::text) AS c) AS d" },
+	[STMT_QUEUE_DEPTH] = { "queue_depth", 1,
+		/* Each select reads its state's partial index; the oldest is
+		 * the lowest id, one row per cloud_id read from the table. */
+		"SELECT q.cloud_id, 'pending', q.n, o.created_at"
+		"  FROM (SELECT cloud_id, count(*) AS n, min(id) AS first"
+		"          FROM outbox WHERE status = 'pending'"
+		"         GROUP BY cloud_id) AS q"
+		"  JOIN outbox AS o ON o.id = q.first"
+		" UNION ALL"
+		" SELECT q.cloud_id, 'sending', q.n, o.created_at"
+		"  FROM (SELECT cloud_id, count(*) AS n, min(id) AS first"
+		"          FROM outbox WHERE status = 'sending'"
+		"         GROUP BY cloud_id) AS q"
+		"  JOIN outbox AS o ON o.id = q.first"
+		" LIMIT $1::bigint" },
 };
 
 struct store {
@@ -568,6 +586,21 @@ static const char *value_text(const PGresult *res, int row, int col)
 	if (PQgetisnull(res, row, col))
 		return NULL;
 	return PQgetvalue(res, row, col);
+}
+
+/*
+ * The value at row, col of res, a timestamp, as ms; 0 when it is NULL or
+ * not in the contract's format (a hand-edited row), which only costs that
+ * row its place in a statistic, never its delivery.
+ */
+static int64_t value_time(const PGresult *res, int row, int col)
+{
+	const char *text = value_text(res, row, col);
+	int64_t ms = 0;
+
+	if (text == NULL || time_parse(text, &ms) != 0)
+		return 0;
+	return ms;
 }
 
 /* Runs statement id, which yields one integer, into *value. */
@@ -1016,6 +1049,7 @@ static int claimed_read(struct store *store, const PGresult *res, int row,
 	e->attempts = value_int64(res, row, 6);
 	e->budget_used = value_int64(res, row, 7);
 	e->claim_token = token;
+	e->created_ms = value_time(res, row, 9);
 	/* PostgreSQL text holds no NUL byte: nul_field stays NULL. */
 	for (int col = 1; col <= 5 && rc == STORE_OK; col++)
 		rc = text_dup(store, "claim", value_text(res, row, col),
@@ -1082,7 +1116,7 @@ static int pg_store_recover_leases(struct store *store, int64_t now_ms,
 {
 	char now[TIME_TEXT_SIZE];
 	struct params p = { .count = 0 };
-	int64_t changes = 0;
+	PGresult *res;
 	int rc;
 
 	if (recovered != NULL)
@@ -1090,11 +1124,19 @@ static int pg_store_recover_leases(struct store *store, int64_t now_ms,
 	time_format(now_ms, now);
 	param_text(&p, now);
 	/* Row locks, no table lock: an UPDATE that finds nothing is cheap,
-	 * and two relays recovering at once each take only what is left. */
-	rc = stmt_exec(store, STMT_RECOVER_LEASES, &p, &changes);
-	if (rc == STORE_OK && recovered != NULL)
-		*recovered = changes;
-	return rc;
+	 * and two relays recovering at once each take only what is left.
+	 * One statement: committed when it returns, so logged now. */
+	rc = stmt_run(store, STMT_RECOVER_LEASES, &p, &res);
+	if (rc != STORE_OK)
+		return rc;
+	for (int i = 0; i < PQntuples(res); i++)
+		log_warn("lease expired id=%" PRId64 " cloud_id=%s: "
+			 "back to pending, no attempt counted",
+			 value_int64(res, i, 0), PQgetvalue(res, i, 1));
+	if (recovered != NULL)
+		*recovered = PQntuples(res);
+	PQclear(res);
+	return STORE_OK;
 }
 
 static int pg_store_next_due(struct store *store, const char *cloud_id,
@@ -1506,6 +1548,41 @@ static int pg_store_stats(struct store *store, int64_t now_ms,
 	return rc;
 }
 
+/* ---- queue depth ------------------------------------------------------- */
+
+static int pg_store_queue_depth(struct store *store, size_t max,
+				int (*each)(const struct queue_depth *depth,
+					    void *arg),
+				void *arg)
+{
+	struct params p = { .count = 0 };
+	PGresult *res;
+	int stopped = 0;
+	int rc;
+
+	param_int64(&p, size_to_int64(max));
+	rc = stmt_run(store, STMT_QUEUE_DEPTH, &p, &res);
+	if (rc != STORE_OK)
+		return rc;
+	for (int i = 0; i < PQntuples(res) && !stopped; i++) {
+		struct queue_depth d;
+
+		memset(&d, 0, sizeof d);
+		d.cloud_id = value_text(res, i, 0);
+		d.count = value_int64(res, i, 2);
+		d.oldest_created_ms = value_time(res, i, 3);
+		if (d.cloud_id == NULL ||
+		    store_status_parse(PQgetvalue(res, i, 1), &d.status) != 0) {
+			store_seterr(store, "queue_depth: unexpected row");
+			rc = STORE_ERROR;
+			break;
+		}
+		stopped = each(&d, arg);
+	}
+	PQclear(res);
+	return rc == STORE_OK ? stopped : rc;
+}
+
 const struct store_engine store_pg_engine = {
 	.open = pg_store_open,
 	.close = pg_store_close,
@@ -1533,4 +1610,5 @@ const struct store_engine store_pg_engine = {
 	.purge_batch = pg_store_purge_batch,
 	.stats_clouds = pg_store_stats_clouds,
 	.stats = pg_store_stats,
+	.queue_depth = pg_store_queue_depth,
 };

@@ -12,10 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
+#include "addrpolicy.h"
 #include "log.h"
+#include "sign.h"
 #include "timeutil.h"
 #include "transfer.h"
 #include "version.h"
@@ -40,6 +43,7 @@ struct transfer_endpoint {
 	char *username;        /* NULL: no HTTP authentication */
 	char *password;
 	int64_t timeout_ms;
+	struct sign_keys *signing; /* NULL: requests are not signed */
 };
 
 struct transfer {
@@ -61,7 +65,14 @@ struct transfer {
 	 * endpoint's constant list: no allocation per transfer. */
 	struct curl_slist id_header;
 	char id_line[48];
+	/* Signed endpoints only: id -> timestamp -> signature -> constant. */
+	struct curl_slist timestamp_header;
+	char timestamp_line[48];
+	struct curl_slist signature_header;
+	char signature_line[sizeof("webhook-signature: ") + SIGN_SIGNATURE_SIZE];
 	char errbuf[CURL_ERROR_SIZE];
+	const struct addrpolicy *addresses; /* the pool's, or NULL */
+	char refused[ADDRPOLICY_REASON_SIZE]; /* why a connect was refused */
 };
 
 struct transfer_pool {
@@ -70,6 +81,7 @@ struct transfer_pool {
 	int active;
 	int64_t connect_timeout_ms;
 	char *ca_file;
+	const struct addrpolicy *addresses;
 	struct transfer *slots;
 	int *free_slots; /* stack of indexes of idle slots */
 	int free_count;
@@ -212,6 +224,7 @@ void transfer_endpoint_unref(struct transfer_endpoint *ep)
 	if (!ep || --ep->refs > 0)
 		return;
 	curl_slist_free_all(ep->headers);
+	sign_keys_free(ep->signing);
 	free(ep->url);
 	free(ep->username);
 	if (ep->password) {
@@ -308,6 +321,16 @@ int transfer_endpoint_new(const struct transfer_endpoint_spec *spec,
 	}
 	if (build_headers(ep, spec, err, errlen) != 0)
 		goto out;
+	if (spec->signing_secret) {
+		if (ep->custom_webhook_id) {
+			snprintf(err, errlen, "a signed request's webhook-id is "
+				 "the relay's");
+			goto out;
+		}
+		if (sign_keys_new(spec->signing_secret, &ep->signing, err,
+				  errlen) != 0)
+			goto out;
+	}
 	*out = ep;
 	ep = NULL;
 	rc = 0;
@@ -349,6 +372,7 @@ int transfer_pool_new(const struct transfer_pool_options *options,
 	pool->global_init = 1;
 	pool->max_transfers = options->max_transfers;
 	pool->connect_timeout_ms = options->connect_timeout_ms;
+	pool->addresses = options->addresses;
 	if (options->ca_file) {
 		pool->ca_file = strdup(options->ca_file);
 		if (!pool->ca_file) {
@@ -484,6 +508,27 @@ static size_t read_header(char *line, size_t size, size_t nmemb,
 	return n;
 }
 
+/*
+ * Opens the socket of a connection after checking the address it is for:
+ * DNS has been resolved by now, so a name pointing into a refused range is
+ * caught as well as a literal address.
+ */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose,
+				 struct curl_sockaddr *address)
+{
+	struct transfer *t = clientp;
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, &address->addr, address->addrlen < sizeof(ss) ?
+	       address->addrlen : sizeof(ss));
+	if (purpose == CURLSOCKTYPE_IPCXN &&
+	    !addrpolicy_allows(t->addresses, (struct sockaddr *)&ss,
+			       t->refused, sizeof(t->refused)))
+		return CURL_SOCKET_BAD;
+	return socket(address->family, address->socktype, address->protocol);
+}
+
 /* Options that never change for the life of the handle. */
 static CURLcode easy_setup(struct transfer_pool *pool, struct transfer *t)
 {
@@ -506,6 +551,13 @@ static CURLcode easy_setup(struct transfer_pool *pool, struct transfer *t)
 	c = first_error(c, curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)t));
 	c = first_error(c, curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, read_header));
 	c = first_error(c, curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)t));
+	t->addresses = pool->addresses;
+	if (pool->addresses) {
+		c = first_error(c, curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION,
+						    open_socket));
+		c = first_error(c, curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA,
+						    (void *)t));
+	}
 	/* HTTP_VERSION stays at libcurl's default, HTTP/2 over TLS when it was
 	 * built with it: setting it would fail on a build without. */
 	return c;
@@ -548,6 +600,41 @@ static CURLcode easy_configure(struct transfer_pool *pool, struct transfer *t,
 	return c;
 }
 
+/*
+ * Chains the headers of this request ahead of the endpoint's constant list:
+ * webhook-id, and on a signed endpoint the timestamp of this attempt (unix
+ * seconds) and the signature of "id.timestamp.body".
+ */
+static int set_id_headers(struct transfer *t, struct transfer_endpoint *ep,
+			  int64_t event_id, int64_t now_ms, const char *body,
+			  size_t len, char *err, size_t errlen)
+{
+	static const char signature_name[] = "webhook-signature: ";
+	const size_t name_len = sizeof(signature_name) - 1;
+	char id[24];
+
+	snprintf(id, sizeof(id), "%" PRId64, event_id);
+	snprintf(t->id_line, sizeof(t->id_line), "webhook-id: %s", id);
+	t->id_header.data = t->id_line;
+	t->id_header.next = ep->headers;
+	if (!ep->signing)
+		return 0;
+	memcpy(t->signature_line, signature_name, name_len);
+	if (sign_signature(ep->signing, id, now_ms / 1000, body, len,
+			   t->signature_line + name_len,
+			   sizeof(t->signature_line) - name_len, err,
+			   errlen) != 0)
+		return -1;
+	snprintf(t->timestamp_line, sizeof(t->timestamp_line),
+		 "webhook-timestamp: %" PRId64, now_ms / 1000);
+	t->signature_header.data = t->signature_line;
+	t->signature_header.next = ep->headers;
+	t->timestamp_header.data = t->timestamp_line;
+	t->timestamp_header.next = &t->signature_header;
+	t->id_header.next = &t->timestamp_header;
+	return 0;
+}
+
 int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 		   int64_t event_id, char *body, size_t len, void *owner,
 		   char *err, size_t errlen)
@@ -557,6 +644,7 @@ int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 	struct transfer *t = NULL;
 	CURLcode c = CURLE_OK;
 	CURLMcode mc;
+	int64_t now_ms;
 	int rc = -1;
 
 	if (pool->free_count == 0) {
@@ -580,9 +668,9 @@ int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 			goto out;
 		}
 	}
-	snprintf(t->id_line, sizeof(t->id_line), "webhook-id: %" PRId64, event_id);
-	t->id_header.data = t->id_line;
-	t->id_header.next = ep->headers;
+	now_ms = time_now_ms();
+	if (set_id_headers(t, ep, event_id, now_ms, body, len, err, errlen) != 0)
+		goto out;
 	if (t->configured != ep) {
 		transfer_endpoint_unref(t->configured);
 		t->configured = NULL;
@@ -605,12 +693,13 @@ int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 		goto out;
 	}
 	t->errbuf[0] = '\0';
+	t->refused[0] = '\0';
 	t->received = 0;
 	t->capped = 0;
 	t->has_retry_after = 0;
 	t->event_id = event_id;
 	t->owner = owner;
-	t->started_ms = time_now_ms();
+	t->started_ms = now_ms;
 	t->started_mono = time_mono_ms();
 	mc = curl_multi_add_handle(pool->multi, t->easy);
 	if (mc != CURLM_OK) {
@@ -725,7 +814,10 @@ static void fill_result(struct transfer *t, CURLcode code,
 			retry_after = TRANSFER_MAX_RETRY_AFTER_S;
 		result->retry_after_ms = (int64_t)retry_after * 1000;
 	}
-	if (result->transport != TRANSPORT_OK)
+	if (result->transport != TRANSPORT_OK && t->refused[0])
+		snprintf(result->error, sizeof(result->error),
+			 "refused to connect: %s (run --deny-private)", t->refused);
+	else if (result->transport != TRANSPORT_OK)
 		snprintf(result->error, sizeof(result->error), "%s",
 			 t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
 }

@@ -28,6 +28,13 @@
 #define K_INSECURE ENDPOINT_ALLOW_INSECURE_AUTH
 #define K_TIMEOUT ENDPOINT_TIMEOUT
 #define K_DISABLED ENDPOINT_DISABLED
+#define K_METHOD ENDPOINT_METHOD
+#define K_SECRET ENDPOINT_SIGNING_SECRET
+#define K_CONC ENDPOINT_MAX_CONCURRENCY
+#define K_RATE ENDPOINT_MAX_RATE
+#define K_ATTEMPTS ENDPOINT_MAX_ATTEMPTS
+#define K_SCHEDULE ENDPOINT_RETRY_SCHEDULE
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 /* A value of REMOVE drops that key from the base. */
 static const char REMOVE[] = "\x01remove";
@@ -173,6 +180,17 @@ static const struct good_case good_cases[] = {
 	{ "Disabled", { { K_DISABLED, "2024-05-01T10:00:00.000Z 410 Gone" } },
 	  CONTENT_JSON, DEFAULT_TIMEOUT_MS,
 	  "2024-05-01T10:00:00.000Z 410 Gone" },
+	{ "Method POST", { { K_METHOD, "POST" } }, CONTENT_JSON,
+	  DEFAULT_TIMEOUT_MS, NULL },
+	{ "Method PUT", { { K_METHOD, "PUT" } }, CONTENT_JSON,
+	  DEFAULT_TIMEOUT_MS, NULL },
+	{ "signing secret", { { K_SECRET, SECRET } }, CONTENT_JSON,
+	  DEFAULT_TIMEOUT_MS, NULL },
+	{ "two signing secrets", { { K_SECRET, SECRET " " SECRET } },
+	  CONTENT_JSON, DEFAULT_TIMEOUT_MS, NULL },
+	{ "signing with other custom headers",
+	  { { K_SECRET, SECRET }, { K_HDR, "X-Webhook-Id: 1\nwebhook-idx: 2" } },
+	  CONTENT_JSON, DEFAULT_TIMEOUT_MS, NULL },
 	{ "unprefixed keys ignored",
 	  { { "otherAppUrl", "ftp://nowhere" }, { "Timeout", "abc" } },
 	  CONTENT_JSON, DEFAULT_TIMEOUT_MS, NULL },
@@ -336,6 +354,58 @@ static const struct bad_case bad_cases[] = {
 	{ "Timeout negative", { { K_TIMEOUT, "-5" } }, K_TIMEOUT, NULL },
 	{ "Timeout with a unit", { { K_TIMEOUT, "10s" } }, K_TIMEOUT, NULL },
 	{ "Timeout empty", { { K_TIMEOUT, "" } }, K_TIMEOUT, NULL },
+	{ "Method GET", { { K_METHOD, "GET" } }, K_METHOD, "POST" },
+	{ "Method lower case", { { K_METHOD, "put" } }, K_METHOD, "PUT" },
+	{ "Method PATCH", { { K_METHOD, "PATCH" } }, K_METHOD, NULL },
+	{ "Method empty", { { K_METHOD, "" } }, K_METHOD, NULL },
+	{ "Method with CRLF", { { K_METHOD, "PUT\r\nX: 1" } }, K_METHOD, NULL },
+	{ "signing secret without prefix",
+	  { { K_SECRET, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" } }, K_SECRET,
+	  "secret 1" },
+	{ "signing secret short", { { K_SECRET, "whsec_c2hvcnQ=" } }, K_SECRET,
+	  "5 bytes" },
+	{ "signing secret empty", { { K_SECRET, "" } }, K_SECRET, "no secret" },
+	{ "signing with a custom webhook-id",
+	  { { K_SECRET, SECRET }, { K_HDR, "X-A: 1\nWebhook-Id: 7" } }, K_HDR,
+	  "line 2: header webhook-id" },
+	{ "signing with a custom webhook-timestamp",
+	  { { K_SECRET, SECRET }, { K_HDR, "webhook-timestamp: 1" } }, K_HDR,
+	  "webhook-timestamp" },
+	{ "signing with a custom webhook-signature",
+	  { { K_SECRET, SECRET }, { K_HDR, "webhook-signature: v1,x" } }, K_HDR,
+	  "webhook-signature" },
+	{ "MaxConcurrency 0", { { K_CONC, "0" } }, K_CONC, "1 to 10000" },
+	{ "MaxConcurrency 10001", { { K_CONC, "10001" } }, K_CONC, NULL },
+	{ "MaxConcurrency signed", { { K_CONC, "+4" } }, K_CONC, NULL },
+	{ "MaxConcurrency fraction", { { K_CONC, "2.5" } }, K_CONC, NULL },
+	{ "MaxConcurrency huge", { { K_CONC, "99999999999999999999" } }, K_CONC,
+	  NULL },
+	{ "MaxRate 0", { { K_RATE, "0" } }, K_RATE, "above 0" },
+	{ "MaxRate negative", { { K_RATE, "-1" } }, K_RATE, NULL },
+	{ "MaxRate inf", { { K_RATE, "inf" } }, K_RATE, NULL },
+	{ "MaxRate hex", { { K_RATE, "0x10" } }, K_RATE, NULL },
+	{ "MaxRate exponent", { { K_RATE, "1e3" } }, K_RATE, NULL },
+	{ "MaxRate two points", { { K_RATE, "1.2.3" } }, K_RATE, NULL },
+	{ "MaxRate trailing point", { { K_RATE, "5." } }, K_RATE, NULL },
+	{ "MaxRate too high", { { K_RATE, "100001" } }, K_RATE, NULL },
+	{ "MaxAttempts 0", { { K_ATTEMPTS, "0" } }, K_ATTEMPTS, "1 to 1000" },
+	{ "MaxAttempts 1001", { { K_ATTEMPTS, "1001" } }, K_ATTEMPTS, NULL },
+	{ "MaxAttempts empty", { { K_ATTEMPTS, "" } }, K_ATTEMPTS, NULL },
+	{ "RetrySchedule empty", { { K_SCHEDULE, "" } }, K_SCHEDULE,
+	  "delay 1 is empty" },
+	{ "RetrySchedule empty item", { { K_SCHEDULE, "5,,60" } }, K_SCHEDULE,
+	  "delay 2 is empty" },
+	{ "RetrySchedule trailing comma", { { K_SCHEDULE, "5,60," } },
+	  K_SCHEDULE, "delay 3 is empty" },
+	{ "RetrySchedule unit", { { K_SCHEDULE, "5,1h" } }, K_SCHEDULE,
+	  "delay 2 is not" },
+	{ "RetrySchedule negative", { { K_SCHEDULE, "-5" } }, K_SCHEDULE, NULL },
+	{ "RetrySchedule over 30 days", { { K_SCHEDULE, "2592001" } },
+	  K_SCHEDULE, NULL },
+	{ "RetrySchedule too many",
+	  { { K_SCHEDULE, "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,"
+			  "1,1,1,1,1,1,1" } },
+	  K_SCHEDULE, "more than 32" },
 	{ "unknown prefixed key", { { "smartContactNotificationUrl2", "x" } },
 	  "smartContactNotificationUrl2", "unknown option" },
 	{ "prefixed key in another case",
@@ -493,6 +563,66 @@ START_TEST(test_password_never_in_error)
 }
 END_TEST
 
+/* The delivery policy options, parsed. */
+START_TEST(test_delivery_options)
+{
+	static const struct pair set[] = {
+		{ K_CONC, "4" },
+		{ K_RATE, "2.5" },
+		{ K_ATTEMPTS, "6" },
+		{ K_SCHEDULE, "5, 300,1800 ,7200,18000,36000" },
+		{ NULL, NULL },
+	};
+	static const int64_t schedule[] = {
+		5000, 300000, 1800000, 7200000, 18000000, 36000000,
+	};
+	static const struct pair unset[] = { { NULL, NULL } };
+	struct endpoint *ep = NULL;
+	char err[ENDPOINT_ERROR_SIZE] = "";
+
+	ck_assert_msg(build(set, &ep, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(ep->max_concurrency, 4);
+	ck_assert_double_eq(ep->max_rate, 2.5);
+	ck_assert_int_eq(ep->max_attempts, 6);
+	ck_assert_uint_eq(ep->retry_schedule_count, 6);
+	for (size_t i = 0; i < 6; i++)
+		ck_assert_int_eq(ep->retry_schedule_ms[i], schedule[i]);
+	endpoint_free(ep);
+
+	ck_assert_msg(build(unset, &ep, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(ep->max_concurrency, 0);
+	ck_assert_double_eq(ep->max_rate, 0.0);
+	ck_assert_int_eq(ep->max_attempts, 0);
+	ck_assert_uint_eq(ep->retry_schedule_count, 0);
+	endpoint_free(ep);
+}
+END_TEST
+
+/* The signing secret reused where a failing check echoes it. */
+START_TEST(test_secret_never_in_error)
+{
+	static const struct pair pairs[] = {
+		{ K_CT, SECRET },
+		{ K_SECRET, "whsec_c2hvcnQ= " SECRET },
+		{ NULL, NULL },
+	};
+	static const struct pair bad_secret[] = {
+		{ K_SECRET, SECRET " whsec_c2hvcnQ=" },
+		{ NULL, NULL },
+	};
+	struct endpoint *ep = NULL;
+	char err[ENDPOINT_ERROR_SIZE] = "";
+
+	ck_assert_int_eq(build(pairs, &ep, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "key=" K_CT ": unsupported") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "MfKQ9r8G") == NULL, "secret in \"%s\"", err);
+	ck_assert_int_eq(build(bad_secret, &ep, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "secret 2") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "MfKQ9r8G") == NULL, "secret in \"%s\"", err);
+	ck_assert_msg(strstr(err, "c2hvcnQ") == NULL, "secret in \"%s\"", err);
+}
+END_TEST
+
 /* ---- CustomHeaders parsing -------------------------------------------- */
 
 struct header_case {
@@ -604,6 +734,7 @@ static Suite *endpoint_suite(void)
 
 	tcase_add_loop_test(good, test_good, 0, N_GOOD);
 	tcase_add_test(good, test_default_template_renders);
+	tcase_add_test(good, test_delivery_options);
 	suite_add_tcase(s, good);
 
 	tcase_add_loop_test(bad, test_bad, 0, N_BAD);
@@ -620,6 +751,7 @@ static Suite *endpoint_suite(void)
 	tcase_add_loop_test(secrets, test_key_is_secret, 0, N_SECRETS);
 	tcase_add_test(secrets, test_key_is_secret_null);
 	tcase_add_loop_test(secrets, test_password_never_in_error, 0, N_LEAK);
+	tcase_add_test(secrets, test_secret_never_in_error);
 	suite_add_tcase(s, secrets);
 	return s;
 }

@@ -1019,6 +1019,67 @@ START_TEST(test_pending_cloud_ids)
 }
 END_TEST
 
+/* What a queue-depth walk saw, in a fixed-size table. */
+struct depth_seen {
+	size_t count;
+	char text[8][64];
+	int64_t oldest[8];
+};
+
+static int take_depth(const struct queue_depth *d, void *arg)
+{
+	struct depth_seen *seen = arg;
+
+	ck_assert_uint_lt(seen->count, 8);
+	snprintf(seen->text[seen->count], sizeof seen->text[0], "%s %s %lld",
+		 d->cloud_id, store_status_name(d->status), (long long)d->count);
+	seen->oldest[seen->count++] = d->oldest_created_ms;
+	return 0;
+}
+
+START_TEST(test_queue_depth_counts_pending_and_sending)
+{
+	struct depth_seen seen;
+	struct claimed c;
+	struct db db;
+	int64_t a1, b1, b2;
+
+	db_open(&db, "store_queue_depth");
+	memset(&seen, 0, sizeof seen);
+	ck_assert_int_eq(store_queue_depth(db.store, 100, take_depth, &seen),
+			 STORE_OK);
+	ck_assert_uint_eq(seen.count, 0);
+
+	a1 = add_event(db.store, "a", "+1");
+	add_event(db.store, "a", "+2");
+	b1 = add_event(db.store, "b", "+1");
+	b2 = add_event(db.store, "b", "+2");
+	(void)b2;
+	/* b1 is claimed (sending) and then delivered; a1 stays sending. */
+	c = claim(db.store, "b", T0, 7, 1);
+	ck_assert_int_gt(c.events[0].created_ms, T0);
+	claimed_ids_are(&c, &b1, 1);
+	ck_assert_uint_eq(record_one(db.store, attempted(b1, 7, EVENT_DELIVERED,
+							 204, NULL, T0)), 0);
+	c = claim(db.store, "a", T0, 8, 1);
+	claimed_ids_are(&c, &a1, 1);
+
+	ck_assert_int_eq(store_queue_depth(db.store, 100, take_depth, &seen),
+			 STORE_OK);
+	ck_assert_uint_eq(seen.count, 3);
+	ck_assert_str_eq(seen.text[0], "a pending 1");
+	ck_assert_str_eq(seen.text[1], "b pending 1");
+	ck_assert_str_eq(seen.text[2], "a sending 1");
+	ck_assert_int_gt(seen.oldest[0], T0);
+
+	memset(&seen, 0, sizeof seen);
+	ck_assert_int_eq(store_queue_depth(db.store, 2, take_depth, &seen),
+			 STORE_OK);
+	ck_assert_uint_eq(seen.count, 2);
+	db_close(&db);
+}
+END_TEST
+
 START_TEST(test_data_changed_sees_other_connections_only)
 {
 	struct store *other;
@@ -1557,6 +1618,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_release_puts_back_without_an_attempt);
 	tcase_add_test(tc, test_next_due);
 	tcase_add_test(tc, test_pending_cloud_ids);
+	tcase_add_test(tc, test_queue_depth_counts_pending_and_sending);
 	tcase_add_test(tc, test_data_changed_sees_other_connections_only);
 	tcase_add_test(tc, test_history_filters_and_order);
 	tcase_add_test(tc, test_history_callback_may_read_attempts_not_history);

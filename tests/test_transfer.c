@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addrpolicy.h"
+#include "sign.h"
 #include "testutil.h"
 #include "timeutil.h"
 #include "transfer.h"
@@ -60,6 +62,7 @@ struct endpoint_args {
 	const char *const *headers;
 	size_t header_count;
 	int64_t timeout_ms; /* 0: 5 s */
+	const char *signing_secret;
 };
 
 static struct transfer_endpoint *endpoint_for(const char *url,
@@ -79,6 +82,7 @@ static struct transfer_endpoint *endpoint_for(const char *url,
 		spec.header_count = args->header_count;
 		if (args->timeout_ms)
 			spec.timeout_ms = args->timeout_ms;
+		spec.signing_secret = args->signing_secret;
 	}
 	ck_assert_msg(transfer_endpoint_new(&spec, &ep, err, sizeof(err)) == 0,
 		      "endpoint %s: %s", url, err);
@@ -471,6 +475,71 @@ static int closed_port(void)
 	return port;
 }
 
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+/* The signature covers this request's own id, timestamp and body. */
+START_TEST(test_signed_request)
+{
+	static const char body[] = "{\"test\": 2432232314}";
+	struct endpoint_args args = { .signing_secret = SECRET };
+	struct transfer_result result;
+	struct sign_keys *keys = NULL;
+	char *raw = NULL, *stamp, *signature;
+	char expected[SIGN_SIGNATURE_SIZE], err[256] = "";
+	size_t len = 0;
+	int64_t before = time(NULL);
+	int count;
+
+	run_one("/signed", &args, 44801, body, &result);
+	ck_assert_int_eq(result.http_status, 204);
+	ck_assert_int_eq(find_requests(44801, &raw, &len), 1);
+	assert_header(raw, len, "webhook-id", "44801");
+	stamp = header_value(raw, len, "webhook-timestamp", &count);
+	ck_assert_int_eq(count, 1);
+	ck_assert_int_ge(strtoll(stamp, NULL, 10), before);
+	ck_assert_int_le(strtoll(stamp, NULL, 10), time(NULL));
+	signature = header_value(raw, len, "webhook-signature", &count);
+	ck_assert_int_eq(count, 1);
+	ck_assert_int_eq(sign_keys_new(SECRET, &keys, err, sizeof(err)), 0);
+	ck_assert_int_eq(sign_signature(keys, "44801", strtoll(stamp, NULL, 10),
+					body, strlen(body), expected,
+					sizeof(expected), err, sizeof(err)), 0);
+	ck_assert_str_eq(signature, expected);
+	sign_keys_free(keys);
+	free(signature);
+	free(stamp);
+	free(raw);
+}
+END_TEST
+
+/* With an address policy, the receiver on 127.0.0.1 is out of bounds. */
+START_TEST(test_denied_address)
+{
+	struct transfer_pool_options options = { .max_transfers = 1 };
+	struct transfer_pool *pool = NULL;
+	struct addrpolicy *policy = NULL;
+	struct transfer_endpoint *ep;
+	struct transfer_result result;
+	char err[256] = "";
+
+	ck_assert_int_eq(addrpolicy_new(NULL, &policy, err, sizeof(err)), 0);
+	options.addresses = policy;
+	ck_assert_msg(transfer_pool_new(&options, &pool, err, sizeof(err)) == 0,
+		      "%s", err);
+	ep = receiver_endpoint("/status/204", NULL);
+	start(pool, ep, 44802, "{}", NULL);
+	ck_assert(drive(pool, &result, RUN_LIMIT_MS));
+	ck_assert_int_eq(result.transport, TRANSPORT_CONNECT);
+	ck_assert_int_eq(result.http_status, 0);
+	ck_assert_msg(strstr(result.error, "127.0.0.1 is a loopback address")
+		      != NULL, "error: %s", result.error);
+	ck_assert_int_eq(find_requests(44802, NULL, NULL), 0);
+	transfer_endpoint_unref(ep);
+	transfer_pool_free(pool);
+	addrpolicy_free(policy);
+}
+END_TEST
+
 START_TEST(test_refused_connection)
 {
 	struct transfer_pool *pool = pool_new(1);
@@ -856,6 +925,24 @@ START_TEST(test_endpoint_rejects)
 	spec.headers = NULL;
 	spec.header_count = 0;
 
+	/* A signed request's webhook-id is the relay's own. */
+	{
+		static const char *const id_header[] = { "webhook-id: 7" };
+
+		spec.signing_secret = SECRET;
+		spec.headers = id_header;
+		spec.header_count = 1;
+		ck_assert_int_eq(transfer_endpoint_new(&spec, &ep, err,
+						       sizeof(err)), -1);
+		ck_assert_ptr_nonnull(strstr(err, "webhook-id"));
+		spec.headers = NULL;
+		spec.header_count = 0;
+		spec.signing_secret = "whsec_short";
+		ck_assert_int_eq(transfer_endpoint_new(&spec, &ep, err,
+						       sizeof(err)), -1);
+		spec.signing_secret = NULL;
+	}
+
 	ck_assert_int_eq(transfer_endpoint_new(&spec, &ep, err, sizeof(err)), 0);
 	ck_assert_ptr_nonnull(ep);
 	transfer_endpoint_unref(ep);
@@ -942,6 +1029,8 @@ static Suite *transfer_suite(void)
 	tcase_add_test(wire, test_retry_after_seconds);
 	tcase_add_test(wire, test_retry_after_http_date);
 	tcase_add_test(wire, test_retry_after_absent_and_zero);
+	tcase_add_test(wire, test_signed_request);
+	tcase_add_test(wire, test_denied_address);
 	tcase_add_test(wire, test_refused_connection);
 	tcase_add_test(wire, test_hang_times_out);
 	tcase_add_test(wire, test_reset);

@@ -10,10 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "testutil.h"
 
@@ -321,4 +325,51 @@ int tu_receiver_wait_count(const struct tu_receiver *rx, int n, int timeout_ms)
 		tu_sleep_ms(10);
 	}
 	return seen;
+}
+
+char *tu_http_request(int port, const char *method, const char *path,
+		      int *status)
+{
+	struct sockaddr_in addr;
+	struct timeval limit = { 5, 0 };
+	char *request = xstrdup_printf("%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+				       "Content-Length: 0\r\n\r\n", method, path);
+	char *response = NULL, *body;
+	size_t size = 0, cap = 0;
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((uint16_t)port);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit,
+				    sizeof(limit)), 0);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0,
+		      "connect to port %d: %s", port, strerror(errno));
+	ck_assert_int_eq(write(fd, request, strlen(request)),
+			 (ssize_t)strlen(request));
+	do {
+		if (cap - size < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			response = realloc(response, cap + 1);
+			ck_assert_ptr_nonnull(response);
+		}
+		n = read(fd, response + size, cap - size);
+		if (n > 0)
+			size += (size_t)n;
+	} while (n > 0);
+	close(fd);
+	ck_assert_msg(n == 0, "no complete response from port %d", port);
+	response[size] = '\0';
+	ck_assert_msg(sscanf(response, "HTTP/1.%*d %d", status) == 1,
+		      "not an HTTP response: %s", response);
+	body = strstr(response, "\r\n\r\n");
+	ck_assert_ptr_nonnull(body);
+	body = strdup(body + 4);
+	ck_assert_ptr_nonnull(body);
+	free(response);
+	free(request);
+	return body;
 }

@@ -85,4 +85,12 @@ int tu_receiver_wait_count(const struct tu_receiver *rx, int n, int timeout_ms);
 /* Milliseconds of sleep. */
 void tu_sleep_ms(int ms);
 
+/*
+ * A plain HTTP/1.0 request of method and path to 127.0.0.1:port, read to
+ * the end (at most 5 s). Returns the response body and sets *status to the
+ * response code; the test fails when no response arrives.
+ */
+char *tu_http_request(int port, const char *method, const char *path,
+		      int *status);
+
 #endif

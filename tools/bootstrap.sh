@@ -8,7 +8,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 packages="make gcc libc6-dev pkg-config ca-certificates sqlite3
-	libsqlite3-dev libpq-dev libcurl4-openssl-dev libjansson-dev libxml2-dev check"
+	libsqlite3-dev libpq-dev libcurl4-openssl-dev libjansson-dev libxml2-dev check
+	libssl-dev libmicrohttpd-dev python3"
 
 missing=""
 for package in $packages; do

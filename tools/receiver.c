@@ -4,7 +4,8 @@
  * One thread, one epoll loop, non-blocking keep-alive connections. It can
  * record every request's exact bytes and answers according to the request
  * path (/status/NNN, /seq/..., /hang, /reset, /slow/MS, /endless/NNN,
- * /random/P, /close), so tests can inject every fault the relay must survive.
+ * /random/P, /close, /basic/USER/PASS, /digest/USER/PASS), so tests can
+ * inject every fault the relay must survive and check its credentials.
  * Every buffer is bounded; a peer that sends too much is stopped or cut off.
  */
 #include <errno.h>
@@ -27,11 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #define MAX_HEAD (64 * 1024)          /* request line and headers */
 #define MAX_BODY (16 * 1024 * 1024)   /* Content-Length accepted */
 #define READ_CHUNK (16 * 1024)
 /* Input kept per connection; past it reading pauses until it is used. */
-#define MAX_INPUT (MAX_HEAD + MAX_BODY + READ_CHUNK)
+#define MAX_CONN_INPUT (MAX_HEAD + MAX_BODY + READ_CHUNK)
 /* Answers queued for a pipelining peer that does not read them; past it
  * no further request is parsed until they drain. */
 #define OUT_HIGH (64 * 1024)
@@ -45,6 +48,11 @@
 #define SEQ_MAX_CODES 32
 #define SEQ_MAX_KEYS (1 << 20)
 #define ENDLESS_CHUNK 4096
+#define CREDENTIAL_MAX 128   /* bytes of a user or password in an auth path */
+#define CHALLENGE_MAX 256    /* a WWW-Authenticate value */
+#define AUTH_REALM "receiver"
+/* A fixed nonce: the tests need a verifiable answer, not replay defence. */
+#define AUTH_NONCE "5f2b0d6c9a7e41c3b8d4e6f1a2c3b4d5"
 
 enum watch_kind { WATCH_LISTEN, WATCH_SIGNAL, WATCH_CONN };
 
@@ -142,6 +150,8 @@ struct request {
 	int expect_continue;
 	int has_length;
 	uint64_t content_length;
+	const char *authorization; /* the Authorization value, or NULL */
+	size_t authorization_len;
 	char id[ID_MAX + 1];
 };
 
@@ -153,6 +163,7 @@ struct action {
 	int close;
 	int64_t delay_ms;
 	char retry_after[RETRY_AFTER_MAX + 1]; /* empty: none */
+	char challenge[CHALLENGE_MAX];         /* WWW-Authenticate, or empty */
 };
 
 static int64_t mono_ms(void)
@@ -555,6 +566,9 @@ static int parse_head(const char *head, size_t len, struct request *req)
 				req->keep_alive = 0;
 			else if (has_token(value, value_len, "keep-alive"))
 				req->keep_alive = 1;
+		} else if (equals_nocase(line, name_len, "Authorization")) {
+			req->authorization = value;
+			req->authorization_len = value_len;
 		} else if (equals_nocase(line, name_len, "Expect")) {
 			req->expect_continue = equals_nocase(value, value_len,
 							     "100-continue");
@@ -671,6 +685,180 @@ static void route_seq(struct server *s, const struct request *req,
 		act->status = 400;
 }
 
+/* ---- /basic and /digest: HTTP authentication, verified ---- */
+
+/* Splits "USER/PASS" into two NUL-terminated strings. Returns 0 or -1. */
+static int split_credentials(const char *text, size_t len, char *user,
+			     char *pass)
+{
+	const char *slash = memchr(text, '/', len);
+	size_t user_len, pass_len;
+
+	if (!slash)
+		return -1;
+	user_len = (size_t)(slash - text);
+	pass_len = len - user_len - 1;
+	if (user_len == 0 || user_len >= CREDENTIAL_MAX ||
+	    pass_len >= CREDENTIAL_MAX)
+		return -1;
+	memcpy(user, text, user_len);
+	user[user_len] = '\0';
+	memcpy(pass, slash + 1, pass_len);
+	pass[pass_len] = '\0';
+	return 0;
+}
+
+/* 1 when the Authorization value is exactly "Basic base64(user:pass)". */
+static int basic_verifies(const struct request *req, const char *user,
+			  const char *pass)
+{
+	char plain[2 * CREDENTIAL_MAX + 1];
+	unsigned char expected[sizeof("Basic ") + 4 * sizeof(plain) / 3 + 4];
+	int n = snprintf(plain, sizeof(plain), "%s:%s", user, pass);
+	size_t len;
+
+	memcpy(expected, "Basic ", 6);
+	len = 6 + (size_t)EVP_EncodeBlock(expected + 6, (unsigned char *)plain, n);
+	return req->authorization && req->authorization_len == len &&
+	       memcmp(req->authorization, expected, len) == 0;
+}
+
+/*
+ * Finds name=value or name="value" in the parameters of a Digest
+ * Authorization value and copies the value (unquoted) into out. Returns 1
+ * when found and it fits.
+ */
+static int digest_param(const char *text, size_t len, const char *name,
+			char *out, size_t outlen)
+{
+	size_t name_len = strlen(name), i = 0;
+
+	while (i < len) {
+		size_t start, o = 0;
+		int match;
+
+		while (i < len && (text[i] == ' ' || text[i] == ','))
+			i++;
+		start = i;
+		while (i < len && text[i] != '=' && text[i] != ',')
+			i++;
+		if (i >= len || text[i] != '=')
+			continue;
+		match = i - start == name_len &&
+			strncasecmp(text + start, name, name_len) == 0;
+		i++;
+		if (i < len && text[i] == '"') {
+			for (i++; i < len && text[i] != '"'; i++) {
+				if (text[i] == '\\' && i + 1 < len)
+					i++;
+				if (match && o + 1 < outlen)
+					out[o++] = text[i];
+				else if (match)
+					return 0;
+			}
+			i++;
+		} else {
+			for (; i < len && text[i] != ',' && text[i] != ' '; i++) {
+				if (match && o + 1 < outlen)
+					out[o++] = text[i];
+				else if (match)
+					return 0;
+			}
+		}
+		if (match) {
+			out[o] = '\0';
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Lower-case hex MD5 of text, into hex (33 bytes). */
+static int md5_hex(const char *text, char hex[33])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+
+	if (!EVP_Digest(text, strlen(text), md, &md_len, EVP_md5(), NULL) ||
+	    md_len != 16)
+		return -1;
+	for (unsigned i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+/*
+ * 1 when the Authorization value is a Digest answer (RFC 7616, MD5, qop
+ * auth) to our challenge, for this method and target, with user and pass:
+ * response = MD5(MD5(user:realm:pass):nonce:nc:cnonce:auth:MD5(method:uri)).
+ */
+static int digest_verifies(const struct request *req, const char *user,
+			   const char *pass)
+{
+	const char *auth = req->authorization;
+	size_t len = req->authorization_len;
+	char username[CREDENTIAL_MAX], realm[64], nonce[64], uri[1024];
+	char response[64], qop[16], nc[16], cnonce[128];
+	char text[2048], ha1[33], ha2[33], expected[33];
+
+	if (!auth || len < 7 || strncasecmp(auth, "Digest ", 7) != 0)
+		return 0;
+	auth += 7;
+	len -= 7;
+	if (!digest_param(auth, len, "username", username, sizeof(username)) ||
+	    !digest_param(auth, len, "realm", realm, sizeof(realm)) ||
+	    !digest_param(auth, len, "nonce", nonce, sizeof(nonce)) ||
+	    !digest_param(auth, len, "uri", uri, sizeof(uri)) ||
+	    !digest_param(auth, len, "response", response, sizeof(response)) ||
+	    !digest_param(auth, len, "qop", qop, sizeof(qop)) ||
+	    !digest_param(auth, len, "nc", nc, sizeof(nc)) ||
+	    !digest_param(auth, len, "cnonce", cnonce, sizeof(cnonce)))
+		return 0;
+	if (strcmp(username, user) != 0 || strcmp(realm, AUTH_REALM) != 0 ||
+	    strcmp(nonce, AUTH_NONCE) != 0 || strcmp(qop, "auth") != 0 ||
+	    strlen(uri) != req->path_len + (req->query ? req->query_len + 1 : 0) ||
+	    memcmp(uri, req->path, strlen(uri)) != 0)
+		return 0;
+	snprintf(text, sizeof(text), "%s:%s:%s", user, AUTH_REALM, pass);
+	if (md5_hex(text, ha1) != 0)
+		return 0;
+	snprintf(text, sizeof(text), "%.*s:%s", (int)req->method_len,
+		 req->method, uri);
+	if (md5_hex(text, ha2) != 0)
+		return 0;
+	snprintf(text, sizeof(text), "%s:%s:%s:%s:auth:%s", ha1, nonce, nc,
+		 cnonce, ha2);
+	if (md5_hex(text, expected) != 0)
+		return 0;
+	return strcmp(expected, response) == 0;
+}
+
+/* /basic/USER/PASS and /digest/USER/PASS: 204 with the right credentials,
+ * else 401 and a challenge of that scheme. */
+static void route_auth(const struct request *req, const char *rest,
+		       size_t len, int digest, struct action *act)
+{
+	char user[CREDENTIAL_MAX], pass[CREDENTIAL_MAX];
+
+	if (split_credentials(rest, len, user, pass) != 0) {
+		act->status = 400;
+		return;
+	}
+	if (digest ? digest_verifies(req, user, pass)
+		   : basic_verifies(req, user, pass)) {
+		act->status = 204;
+		return;
+	}
+	act->status = 401;
+	if (digest)
+		snprintf(act->challenge, sizeof(act->challenge),
+			 "Digest realm=\"" AUTH_REALM "\", qop=\"auth\", "
+			 "algorithm=MD5, nonce=\"" AUTH_NONCE "\"");
+	else
+		snprintf(act->challenge, sizeof(act->challenge),
+			 "Basic realm=\"" AUTH_REALM "\"");
+}
+
 /* Decides the answer from the path. */
 static void route(struct server *s, const struct request *req,
 		  struct action *act)
@@ -715,6 +903,10 @@ static void route(struct server *s, const struct request *req,
 	} else if (len == 6 && memcmp(p, "/close", 6) == 0) {
 		act->status = 204;
 		act->close = 1;
+	} else if (has_prefix(p, len, "/basic/", &rest)) {
+		route_auth(req, p + rest, len - rest, 0, act);
+	} else if (has_prefix(p, len, "/digest/", &rest)) {
+		route_auth(req, p + rest, len - rest, 1, act);
 	}
 }
 
@@ -769,9 +961,9 @@ static int out_append(struct conn *c, const char *text, size_t len)
 }
 
 static int answer(struct conn *c, int status, const char *retry_after,
-		  int close_after)
+		  const char *challenge, int close_after)
 {
-	char text[512 + RETRY_AFTER_MAX];
+	char text[512 + RETRY_AFTER_MAX + CHALLENGE_MAX];
 	size_t n;
 
 	n = (size_t)snprintf(text, sizeof(text), "HTTP/1.1 %d %s\r\n", status,
@@ -782,6 +974,9 @@ static int answer(struct conn *c, int status, const char *retry_after,
 	if (retry_after && *retry_after)
 		n += (size_t)snprintf(text + n, sizeof(text) - n,
 				      "Retry-After: %s\r\n", retry_after);
+	if (challenge && *challenge)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+				      "WWW-Authenticate: %s\r\n", challenge);
 	if (status >= 300 && status < 400)
 		n += (size_t)snprintf(text + n, sizeof(text) - n,
 				      "Location: /elsewhere\r\n");
@@ -794,7 +989,7 @@ static int answer(struct conn *c, int status, const char *retry_after,
 static int answer_and_close(struct server *s, struct conn *c, int status)
 {
 	conn_set_state(s, c, CONN_CLOSING);
-	return answer(c, status, NULL, 1);
+	return answer(c, status, NULL, NULL, 1);
 }
 
 static void reset_connection(struct conn *c)
@@ -826,7 +1021,7 @@ static int handle_request(struct server *s, struct conn *c, const char *raw,
 	case ACT_ANSWER:
 		if (act.close || !req->keep_alive)
 			conn_set_state(s, c, CONN_CLOSING);
-		return answer(c, act.status, act.retry_after,
+		return answer(c, act.status, act.retry_after, act.challenge,
 			      c->state == CONN_CLOSING);
 	case ACT_HANG:
 		conn_set_state(s, c, CONN_HANG);
@@ -929,12 +1124,12 @@ static size_t in_reserve(struct conn *c)
 		if (c->in_cap - c->in_len >= READ_CHUNK)
 			return c->in_cap - c->in_len;
 	}
-	if (used + READ_CHUNK <= MAX_INPUT) {
+	if (used + READ_CHUNK <= MAX_CONN_INPUT) {
 		size_t cap = c->in_cap ? c->in_cap * 2 : 2 * READ_CHUNK;
 		char *grown;
 
-		if (cap > MAX_INPUT)
-			cap = MAX_INPUT;
+		if (cap > MAX_CONN_INPUT)
+			cap = MAX_CONN_INPUT;
 		grown = realloc(c->in, cap);
 		if (!grown)
 			return 0;
@@ -949,7 +1144,7 @@ static int input_wanted(const struct conn *c)
 	if (c->peer_closed)
 		return 0;
 	if (c->state == CONN_READY || c->state == CONN_SLOW)
-		return c->in_len - c->in_start + READ_CHUNK <= MAX_INPUT;
+		return c->in_len - c->in_start + READ_CHUNK <= MAX_CONN_INPUT;
 	return 1;
 }
 
@@ -1134,7 +1329,7 @@ static int64_t run_timers(struct server *s)
 			continue;
 		if (c->deadline <= now) {
 			conn_set_state(s, c, CONN_READY);
-			if (answer(c, 204, NULL, 0) != 0) {
+			if (answer(c, 204, NULL, NULL, 0) != 0) {
 				conn_close(s, c);
 				continue;
 			}
@@ -1225,7 +1420,8 @@ static void usage(FILE *f)
 		"                [--status N] [--seed N] [--max-seconds N] [--quiet]\n"
 		"A loopback HTTP/1.1 server on 127.0.0.1 for tests and benchmarks.\n"
 		"Paths: /status/NNN[?retry_after=X] /seq/A,B,... /hang /reset\n"
-		"       /slow/MS /endless/NNN /random/P /close; others get --status.\n");
+		"       /slow/MS /endless/NNN /random/P /close /basic/USER/PASS\n"
+		"       /digest/USER/PASS; others get --status.\n");
 }
 
 /* Returns 0, 1 after --help, or -1 on bad usage. */
