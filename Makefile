@@ -82,6 +82,7 @@ UNIT_TESTS = \
 
 INTEGRATION_TESTS = \
 	test_commands \
+	test_engine \
 	test_integration \
 	test_receivers \
 	test_observe

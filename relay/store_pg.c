@@ -418,13 +418,22 @@ static int64_t size_to_int64(size_t n)
 	return n > (size_t)INT64_MAX ? INT64_MAX : (int64_t)n;
 }
 
-/* libpq's messages end with a newline; the store's are one line. */
+/* libpq's messages span lines; the store's are one line. */
 static void chomp(char *text)
 {
-	size_t len = strlen(text);
+	size_t out = 0;
 
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
-		text[--len] = '\0';
+	for (size_t in = 0; text[in] != '\0'; in++) {
+		int space = text[in] == '\n' || text[in] == '\t' ||
+			    text[in] == ' ';
+
+		if (space && (out == 0 || text[out - 1] == ' '))
+			continue;
+		text[out++] = space ? ' ' : text[in];
+	}
+	while (out > 0 && text[out - 1] == ' ')
+		out--;
+	text[out] = '\0';
 }
 
 /*

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 packages="make gcc libc6-dev pkg-config ca-certificates sqlite3
 	libsqlite3-dev libpq-dev libcurl4-openssl-dev libjansson-dev libxml2-dev check
-	libssl-dev libmicrohttpd-dev python3"
+	libssl-dev libmicrohttpd-dev python3 postgresql"
 
 missing=""
 for package in $packages; do
