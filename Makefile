@@ -164,7 +164,8 @@ check-integration-pg: $(PROGRAM) $(TOOL_BINS) \
 	uri=$$(PG_BIN=$(PG_BIN) sh tools/pg-server.sh start $$state) || exit 1; \
 	rc=0; for t in $(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS)); do \
 		$(TEST_ENV) SMARTRELAY_TEST_DB_URI=$$uri SMARTRELAY_PG_BIN=$(PG_BIN) \
-			$$t || { rc=1; break; }; done; \
+			SMARTRELAY_PG_SERVER=$(abspath tools/pg-server.sh) \
+			SMARTRELAY_PG_STATE=$$state $$t || { rc=1; break; }; done; \
 	PG_BIN=$(PG_BIN) sh tools/pg-server.sh stop $$state; exit $$rc
 
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \

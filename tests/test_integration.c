@@ -535,6 +535,46 @@ START_TEST(daemon_delivers_new_events_and_config_changes)
 }
 END_TEST
 
+/*
+ * PostgreSQL only: the server restarts under a running relay, which reports
+ * the lost connection, reconnects once it answers, and delivers what was
+ * produced meanwhile.
+ */
+START_TEST(daemon_survives_a_database_restart)
+{
+	char *restart[] = {
+		(char *)"/bin/sh", getenv("SMARTRELAY_PG_SERVER"),
+		(char *)"restart", getenv("SMARTRELAY_PG_STATE"), NULL,
+	};
+	struct env env;
+	char *log_path, *log;
+	int64_t id;
+	pid_t pid;
+
+	env_open(&env, "pgrestart");
+	provision(&env, "default", "/", "application/json");
+	pid = daemon_start(&env, "5");
+	produce(&env, NULL, "1", two_parties);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 10000), 1);
+
+	ck_assert_int_eq(tu_run(restart, 60000, NULL, NULL), 0);
+	id = produce(&env, NULL, "2", two_parties);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 30000), 2);
+
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	log_path = tu_path(env.dir, "daemon.log");
+	log = tu_read_file(log_path, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_msg(tu_count(log, "reconnected") == 1, "%s", log);
+	ck_assert_msg(tu_count(log, "database answers again") == 1, "%s", log);
+	free(log);
+	free(log_path);
+	env_close(&env);
+}
+END_TEST
+
 START_TEST(sigterm_puts_back_what_outlives_grace)
 {
 	struct env env;
@@ -725,6 +765,8 @@ static Suite *integration_suite(void)
 	tcase_add_test(outcomes, gone_disables_endpoint_until_enabled);
 	tcase_add_test(outcomes, busy_app_does_not_starve_another);
 	tcase_add_test(daemon, daemon_delivers_new_events_and_config_changes);
+	if (getenv("SMARTRELAY_PG_STATE") != NULL)
+		tcase_add_test(daemon, daemon_survives_a_database_restart);
 	tcase_add_test(daemon, sigterm_puts_back_what_outlives_grace);
 	tcase_add_test(daemon, sigterm_lets_transfers_finish_within_grace);
 	tcase_add_test(cli, usage_errors_exit_2);

@@ -1,6 +1,7 @@
 #!/bin/sh
 # A throwaway PostgreSQL server for the tests, from Debian's packages:
 #   sh tools/pg-server.sh start STATE   prints the server's base URI
+#   sh tools/pg-server.sh restart STATE (what a relay must live through)
 #   sh tools/pg-server.sh stop STATE
 # STATE is a file that remembers the data directory. The server runs as the
 # calling user, or as nobody when that is root (initdb refuses root), on a
@@ -18,6 +19,13 @@ as_server() {
 	fi
 }
 
+# pg_ctl's -o for the data directory $1 and port $2: throwaway data, so
+# nothing is synced.
+server_options() {
+	echo "-p $2 -k $1 -c listen_addresses=127.0.0.1 -c fsync=off" \
+		"-c synchronous_commit=off -c full_page_writes=off"
+}
+
 case "$cmd" in
 start)
 	data=$(mktemp -d /tmp/smartrelay-pg.XXXXXX)
@@ -31,7 +39,7 @@ start)
 	port=$((20000 + $$ % 20000))
 	for try in 1 2 3 4 5 6 7 8; do
 		if as_server "$PG_BIN/pg_ctl" -D "$data/db" -l "$data/server.log" \
-			-w -t 30 -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+			-w -t 30 -o "$(server_options "$data" "$port")" \
 			start > /dev/null 2>&1; then
 			echo "$port" > "$data/port"
 			echo "postgresql://smartrelay@127.0.0.1:$port"
@@ -42,6 +50,12 @@ start)
 	cat "$data/server.log" >&2
 	exit 1
 	;;
+restart)
+	data=$(cat "$state")
+	as_server "$PG_BIN/pg_ctl" -D "$data/db" -l "$data/server.log" -w -t 30 \
+		-m fast -o "$(server_options "$data" "$(cat "$data/port")")" \
+		restart > /dev/null
+	;;
 stop)
 	[ -f "$state" ] || exit 0
 	data=$(cat "$state")
@@ -49,7 +63,7 @@ stop)
 	rm -rf "$data" "$state"
 	;;
 *)
-	echo "usage: pg-server.sh start|stop STATE" >&2
+	echo "usage: pg-server.sh start|restart|stop STATE" >&2
 	exit 2
 	;;
 esac
