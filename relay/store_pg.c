@@ -1259,6 +1259,33 @@ static int outcome_unwritable(struct store *store, const struct outcome *o)
 	return rc;
 }
 
+/*
+ * Writes the outcomes in one transaction. Without savepoints any failure
+ * rolls the whole batch back (STORE_ERROR: try again with them); with
+ * them an unwritable outcome fails its event alone.
+ */
+static int record_batch(struct store *store, const struct outcome *outcomes,
+			size_t count, int savepoints, size_t *fenced)
+{
+	int rc = tx_begin(store);
+
+	*fenced = 0;
+	if (rc != STORE_OK)
+		return rc;
+	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
+		if (savepoints)
+			rc = stmt_exec(store, STMT_SAVEPOINT, NULL, NULL);
+		if (rc == STORE_OK)
+			rc = outcome_write(store, &outcomes[i], fenced);
+		if (rc == STORE_ERROR && savepoints)
+			rc = outcome_unwritable(store, &outcomes[i]);
+		if (rc == STORE_OK && savepoints)
+			rc = stmt_exec(store, STMT_SAVEPOINT_RELEASE, NULL,
+				       NULL);
+	}
+	return tx_end(store, rc);
+}
+
 static int pg_store_record(struct store *store, const struct outcome *outcomes,
 			   size_t count, size_t *refused)
 {
@@ -1273,20 +1300,12 @@ static int pg_store_record(struct store *store, const struct outcome *outcomes,
 		rc = outcome_check(store, &outcomes[i]);
 	if (rc != STORE_OK)
 		return rc;
-	rc = tx_begin(store);
-	if (rc != STORE_OK)
-		return rc;
-	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
-		rc = stmt_exec(store, STMT_SAVEPOINT, NULL, NULL);
-		if (rc == STORE_OK)
-			rc = outcome_write(store, &outcomes[i], &fenced);
-		if (rc == STORE_ERROR)
-			rc = outcome_unwritable(store, &outcomes[i]);
-		if (rc == STORE_OK)
-			rc = stmt_exec(store, STMT_SAVEPOINT_RELEASE, NULL,
-				       NULL);
-	}
-	rc = tx_end(store, rc);
+	/* Each statement is a round trip: the batch is tried whole first,
+	 * and only when an outcome cannot be written again with a
+	 * savepoint around each. */
+	rc = record_batch(store, outcomes, count, 0, &fenced);
+	if (rc == STORE_ERROR && PQstatus(store->conn) == CONNECTION_OK)
+		rc = record_batch(store, outcomes, count, 1, &fenced);
 	if (rc == STORE_OK && refused != NULL)
 		*refused = fenced;
 	return rc;
