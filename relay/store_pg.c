@@ -29,6 +29,9 @@
  * poll for anything that changed without one. */
 #define PG_FALLBACK_POLL_MS 5000
 #define PG_MAX_PARAMS 12
+/* Outcomes sent in one pipeline before their results are read: bounded,
+ * so that neither side's socket buffer fills while it waits on the other. */
+#define PG_PIPELINE_MAX 64
 #define PG_INT_TEXT 24
 /* Serializes concurrent inits of one database (pg_advisory_xact_lock). */
 #define PG_MIGRATION_LOCK 7283416
@@ -1194,34 +1197,49 @@ static int outcome_check(struct store *store, const struct outcome *o)
 	return STORE_OK;
 }
 
+/* The times of one outcome as text, for its parameters. */
+struct outcome_times {
+	char finished[TIME_TEXT_SIZE];
+	char started[TIME_TEXT_SIZE];
+	char next[TIME_TEXT_SIZE];
+};
+
+/* The parameters of STMT_RECORD for o; they borrow from o and t. */
+static void outcome_params(const struct outcome *o, struct outcome_times *t,
+			   struct params *p)
+{
+	const int attempted = o->attempted != 0;
+
+	p->count = 0;
+	if (attempted) {
+		time_format(o->finished_ms, t->finished);
+		time_format(o->started_ms, t->started);
+	}
+	if (o->status == EVENT_PENDING)
+		time_format(o->next_attempt_ms, t->next);
+	param_text(p, store_status_name(o->status));
+	param_int64(p, attempted);
+	param_text(p, attempted ? t->finished : NULL);
+	param_int64_or_null(p, o->http_status != 0, o->http_status);
+	param_text(p, o->error);
+	param_text(p, o->status == EVENT_DELIVERED ? t->finished : NULL);
+	param_text(p, o->status == EVENT_PENDING ? t->next : NULL);
+	param_int64(p, o->id);
+	param_int64(p, o->claim_token);
+	param_text(p, attempted ? t->started : NULL);
+	param_int64(p, attempted ? o->duration_ms : 0);
+	param_text(p, attempted ? o->error : NULL);
+}
+
 static int outcome_write(struct store *store, const struct outcome *o,
 			 size_t *refused)
 {
-	char finished[TIME_TEXT_SIZE], next[TIME_TEXT_SIZE];
-	char started[TIME_TEXT_SIZE];
-	const int attempted = o->attempted != 0;
-	struct params p = { .count = 0 };
+	struct outcome_times t;
+	struct params p;
 	PGresult *res;
 	int rc;
 
-	if (attempted) {
-		time_format(o->finished_ms, finished);
-		time_format(o->started_ms, started);
-	}
-	if (o->status == EVENT_PENDING)
-		time_format(o->next_attempt_ms, next);
-	param_text(&p, store_status_name(o->status));
-	param_int64(&p, attempted);
-	param_text(&p, attempted ? finished : NULL);
-	param_int64_or_null(&p, o->http_status != 0, o->http_status);
-	param_text(&p, o->error);
-	param_text(&p, o->status == EVENT_DELIVERED ? finished : NULL);
-	param_text(&p, o->status == EVENT_PENDING ? next : NULL);
-	param_int64(&p, o->id);
-	param_int64(&p, o->claim_token);
-	param_text(&p, attempted ? started : NULL);
-	param_int64(&p, attempted ? o->duration_ms : 0);
-	param_text(&p, attempted ? o->error : NULL);
+	outcome_params(o, &t, &p);
 	rc = stmt_run(store, STMT_RECORD, &p, &res);
 	if (rc != STORE_OK)
 		return rc;
@@ -1260,6 +1278,74 @@ static int outcome_unwritable(struct store *store, const struct outcome *o)
 }
 
 /*
+ * Sends the outcomes' statements in a pipeline and reads their results:
+ * one round trip for all of them. Within the caller's transaction; any
+ * failure leaves it aborted (roll it back).
+ */
+static int record_pipeline(struct store *store, const struct outcome *outcomes,
+			   size_t count, size_t *fenced)
+{
+	const char *name = stmt_specs[STMT_RECORD].name;
+	int rc = STORE_OK;
+	size_t sent = 0;
+	PGresult *res;
+	int synced;
+
+	if (!PQenterPipelineMode(store->conn)) {
+		store_seterr(store, "record: %s", PQerrorMessage(store->conn));
+		chomp(store->errmsg);
+		return STORE_ERROR;
+	}
+	for (; sent < count; sent++) {
+		struct outcome_times t;
+		struct params p;
+
+		outcome_params(&outcomes[sent], &t, &p);
+		if (!PQsendQueryPrepared(store->conn, name, p.count, p.values,
+					 NULL, NULL, 0))
+			break;
+	}
+	/* Synced even after a failed send, so that the results of what was
+	 * sent come back rather than wait in the server's buffer. */
+	synced = PQpipelineSync(store->conn);
+	if (sent < count || !synced) {
+		store_seterr(store, "record: %s", PQerrorMessage(store->conn));
+		chomp(store->errmsg);
+		rc = STORE_ERROR;
+	}
+	/* Every query sent has a result and a NULL; then the sync. */
+	for (size_t i = 0; i < sent; i++) {
+		res = PQgetResult(store->conn);
+		if (rc == STORE_OK) {
+			rc = pg_check(store, name, res);
+			if (rc == STORE_OK && value_int64(res, 0, 0) == 0)
+				(*fenced)++;
+			if (rc == STORE_OK)
+				PQclear(res);
+		} else {
+			PQclear(res);
+		}
+		res = PQgetResult(store->conn);
+		PQclear(res);
+	}
+	if (synced) {
+		while ((res = PQgetResult(store->conn)) != NULL) {
+			ExecStatusType status = PQresultStatus(res);
+
+			PQclear(res);
+			if (status == PGRES_PIPELINE_SYNC)
+				break;
+		}
+	}
+	if (!PQexitPipelineMode(store->conn) && rc == STORE_OK) {
+		store_seterr(store, "record: %s", PQerrorMessage(store->conn));
+		chomp(store->errmsg);
+		rc = STORE_ERROR;
+	}
+	return rc;
+}
+
+/*
  * Writes the outcomes in one transaction. Without savepoints any failure
  * rolls the whole batch back (STORE_ERROR: try again with them); with
  * them an unwritable outcome fails its event alone.
@@ -1272,6 +1358,15 @@ static int record_batch(struct store *store, const struct outcome *outcomes,
 	*fenced = 0;
 	if (rc != STORE_OK)
 		return rc;
+	if (!savepoints) {
+		for (size_t i = 0; i < count && rc == STORE_OK;
+		     i += PG_PIPELINE_MAX)
+			rc = record_pipeline(store, outcomes + i,
+					     count - i < PG_PIPELINE_MAX
+					     ? count - i : PG_PIPELINE_MAX,
+					     fenced);
+		return tx_end(store, rc);
+	}
 	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
 		if (savepoints)
 			rc = stmt_exec(store, STMT_SAVEPOINT, NULL, NULL);
