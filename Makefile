@@ -5,6 +5,8 @@
 #                   a throwaway PostgreSQL), then again under ASan+UBSan
 #   make demo       deliver the document's two examples to a local receiver
 #   make bench      throughput and latency against a local receiver
+#   make chaos      5000 events while relays are killed at random
+#   make valgrind   the daemon under valgrind through failures and retries
 #   make install    PREFIX=/usr/local DESTDIR= (binary, man page, systemd unit)
 #   make V=1        show the commands
 
@@ -85,9 +87,15 @@ INTEGRATION_TESTS = \
 	test_engine \
 	test_integration \
 	test_receivers \
-	test_observe
+	test_observe \
+	test_faults
 
-TOOLS = receiver
+TOOLS = \
+	receiver \
+	bench_ceiling \
+	bench_fill \
+	bench_latency \
+	bench_rusage
 
 LIB      = $(BUILD)/libsmartrelay.a
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -96,8 +104,7 @@ TEST_BINS = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS) $(INTEGRATION_TESTS))
 TOOL_BINS = $(addprefix $(BUILD)/tools/,$(TOOLS))
 
 .PHONY: all check check-unit check-integration check-integration-pg \
-	check-asan demo bench \
-	install uninstall clean tools
+	check-asan demo bench chaos valgrind install uninstall clean tools
 
 all: $(PROGRAM) $(TOOL_BINS)
 
@@ -151,18 +158,24 @@ check-integration: $(PROGRAM) $(TOOL_BINS) \
 	@mkdir -p $(BUILD)/tmp
 	$(Q)set -e; for t in $(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS)); do \
 		$(TEST_ENV) $$t; done
+	$(Q)if [ "$$(id -u)" = 0 ]; then $(TEST_ENV) $(BUILD)/tests/test_faults --root; \
+	else echo "  the read-only and full-disk tests need root (chattr +i, mount): not run"; fi
+	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/tmp/chaos \
+		--events 500 --kills 5
 
 # The integration suites again, each test on its own database of a
 # throwaway PostgreSQL server (Debian's binaries under PG_BIN), stopped
 # whatever the outcome.
 PG_BIN ?= /usr/lib/postgresql/15/bin
+# test_faults breaks SQLite files (read-only, full disk): SQLite's alone.
+PG_INTEGRATION_TESTS = $(filter-out test_faults,$(INTEGRATION_TESTS))
 
 check-integration-pg: $(PROGRAM) $(TOOL_BINS) \
-		$(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS))
+		$(addprefix $(BUILD)/tests/,$(PG_INTEGRATION_TESTS))
 	@mkdir -p $(BUILD)/tmp
 	$(Q)state=$(abspath $(BUILD)/tmp/pg-server); \
 	uri=$$(PG_BIN=$(PG_BIN) sh tools/pg-server.sh start $$state) || exit 1; \
-	rc=0; for t in $(addprefix $(BUILD)/tests/,$(INTEGRATION_TESTS)); do \
+	rc=0; for t in $(addprefix $(BUILD)/tests/,$(PG_INTEGRATION_TESTS)); do \
 		$(TEST_ENV) SMARTRELAY_TEST_DB_URI=$$uri SMARTRELAY_PG_BIN=$(PG_BIN) \
 			SMARTRELAY_PG_SERVER=$(abspath tools/pg-server.sh) \
 			SMARTRELAY_PG_STATE=$$state $$t || { rc=1; break; }; done; \
@@ -184,6 +197,22 @@ demo: $(PROGRAM) $(TOOL_BINS)
 
 # The unit is installed with the binary's real path; the service's user
 # is the packager's or the admin's to create (see tools/smartrelay.service).
+# BENCH_N=100000 BENCH_LARGE=1 BENCH_HISTORY=1: see tools/bench.sh.
+bench: $(PROGRAM) $(TOOL_BINS)
+	$(Q)sh tools/bench.sh $(PROGRAM) $(BUILD)/tools
+
+# Events produced with sqlite3 while relays die by SIGKILL (tools/chaos.sh);
+# make check runs a short form.
+CHAOS_EVENTS ?= 5000
+CHAOS_KILLS ?= 20
+chaos: $(PROGRAM) $(TOOL_BINS)
+	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/chaos \
+		--events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS)
+
+# The daemon under valgrind through retries, a reload and SIGTERM.
+valgrind: $(PROGRAM) $(TOOL_BINS)
+	$(Q)bash tools/valgrind.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/valgrind
+
 install: $(PROGRAM)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
 	install -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/smartrelay

@@ -146,6 +146,15 @@ struct new_event {
 int store_enqueue(struct store *store, const struct new_event *event,
 		  int64_t *id);
 
+/*
+ * Inserts count events in one transaction, all or none: a producer's bulk
+ * path (one commit instead of count). ids (may be NULL) receives the id of
+ * each event, in order. On a failure nothing is inserted and
+ * store_errmsg() names the event (its index from 1) and the reason.
+ */
+int store_enqueue_batch(struct store *store, const struct new_event *events,
+			size_t count, int64_t *ids);
+
 /* ---- claims and outcomes ---------------------------------------------- */
 
 struct event {

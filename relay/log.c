@@ -3,11 +3,13 @@
  *
  * A line is "<UTC time> <level> <message>" on stderr, or the message alone
  * at the matching priority in syslog (which stamps its own time). Writes are
- * one fprintf of a whole line so concurrent processes do not interleave.
+ * one write of a whole line so concurrent processes do not interleave.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <syslog.h>
 
 #include "log.h"
@@ -49,20 +51,53 @@ void log_use_syslog(const char *ident)
 static void log_emit(enum log_level level, const char *fmt, va_list ap)
 	SR_PRINTF(2, 0);
 
+/*
+ * The timestamp of the line: the text up to the seconds is kept from the
+ * previous line of the same second, so that a busy relay, which logs every
+ * attempt, formats a date once a second rather than once a line.
+ */
+static void log_stamp(char out[TIME_TEXT_SIZE])
+{
+	static int64_t cached_second = INT64_MIN;
+	static char cached[TIME_TEXT_SIZE];
+	int64_t now = time_now_ms();
+	int64_t second = now / 1000 - (now % 1000 < 0);
+
+	if (second != cached_second) {
+		time_format(second * 1000, cached);
+		cached_second = second;
+	}
+	memcpy(out, cached, TIME_TEXT_SIZE);
+	/* "YYYY-MM-DDTHH:MM:SS." then the milliseconds, then "Z". */
+	snprintf(out + 20, TIME_TEXT_SIZE - 20, "%03dZ",
+		 (int)(now - second * 1000));
+}
+
 static void log_emit(enum log_level level, const char *fmt, va_list ap)
 {
-	char message[4096];
-	char now[TIME_TEXT_SIZE];
+	char line[4096 + TIME_TEXT_SIZE + 16];
+	size_t head, len;
+	int n;
 
 	if (level > current_level)
 		return;
-	vsnprintf(message, sizeof(message), fmt, ap);
 	if (to_syslog) {
-		syslog(level_priorities[level], "%s", message);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		syslog(level_priorities[level], "%s", line);
 		return;
 	}
-	time_format(time_now_ms(), now);
-	fprintf(stderr, "%s %s %s\n", now, level_names[level], message);
+	log_stamp(line);
+	head = strlen(line);
+	n = snprintf(line + head, sizeof(line) - head, " %s ",
+		     level_names[level]);
+	head += (size_t)n;
+	n = vsnprintf(line + head, sizeof(line) - head - 1, fmt, ap);
+	len = n < 0 ? head
+	    : head + ((size_t)n < sizeof(line) - head - 1
+		      ? (size_t)n : sizeof(line) - head - 2);
+	line[len++] = '\n';
+	/* One write of the whole line: stderr is unbuffered. */
+	fwrite(line, 1, len, stderr);
 }
 
 #define LOG_DEFINE(name, level)                      \

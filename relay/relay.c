@@ -39,7 +39,8 @@
 /* Back-off after a database failure, doubling up to the maximum. */
 #define STORE_RETRY_MIN_MS 100
 #define STORE_RETRY_MAX_MS 10000
-/* A claim outlives the transfer's own timeout by at least this much. */
+/* A claim outlives an app's own, longer timeout by this much when the
+ * options leave no margin between --timeout and --lease. */
 #define LEASE_MARGIN_MS 5000
 /* Pending cloud_ids looked at for a missing config, at most. */
 #define MAX_UNKNOWN_APPS 64
@@ -72,6 +73,7 @@ struct app {
 	int configured;         /* fingerprint and ep describe the rows */
 	int seen;               /* still present at the last reload */
 	struct guard guard;     /* outlives config changes, like the app */
+	int due_unreadable;     /* its next due time could not be read */
 };
 
 /* One claimed event: in flight, or finished and waiting to be recorded. */
@@ -651,14 +653,28 @@ static void flight_start(struct relay *relay, struct flight *f,
 		  " bytes=%zu", f->id, f->app->cloud_id, f->attempts + 1, len);
 }
 
+/*
+ * A claim holds for --lease, as documented; an app whose own Timeout is
+ * longer than --timeout keeps the margin the operator left between the two,
+ * so that its lease still outlives its transfers.
+ */
+static int64_t app_lease_ms(const struct relay *relay, const struct app *app)
+{
+	const struct relay_options *opt = relay->opt;
+	int64_t margin = opt->lease_ms - opt->timeout_ms;
+
+	if (margin <= 0)
+		margin = LEASE_MARGIN_MS;
+	return max64(opt->lease_ms, app->ep->timeout_ms + margin);
+}
+
 /* Claims due events of one app into free slots. Returns how many. */
 static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 			int64_t now)
 {
 	struct event *events = NULL;
 	size_t count = 0;
-	int64_t lease = max64(relay->opt->lease_ms,
-			      app->ep->timeout_ms + LEASE_MARGIN_MS);
+	int64_t lease = app_lease_ms(relay, app);
 	struct claim_request request = {
 		.cloud_id = app->cloud_id,
 		.now_ms = relay->opt->once ? relay->once_start_ms : now,
@@ -693,10 +709,16 @@ static size_t app_claim(struct relay *relay, struct app *app, size_t slots,
 		} else if ((rc = store_next_due(relay->store, app->cloud_id,
 						&due)) == STORE_OK) {
 			app->next_due_ms = due;
+			app->due_unreadable = 0;
 		} else {
-			/* Look again later, not in a tight loop. */
-			store_trouble(relay, "next due time", rc);
-			app->next_due_ms = now + IDLE_WAIT_MS;
+			/* A due time that cannot be read (a hand-edited row)
+			 * must not make the loop claim again at once, forever. */
+			if (!app->due_unreadable)
+				log_warn("cloud_id=%s: %s; looking again every %d ms",
+					 app->cloud_id, store_errmsg(relay->store),
+					 SWEEP_INTERVAL_MS);
+			app->due_unreadable = 1;
+			app->next_due_ms = now + SWEEP_INTERVAL_MS;
 		}
 	}
 	return count;
@@ -925,6 +947,11 @@ static int wait_ms(struct relay *relay)
 	if (relay->stopping)
 		return (int)max64(0, min64(wait, relay->stop_deadline_ms -
 					   time_mono_ms()));
+	/* No claim can be made before the store's pause ends: waiting for the
+	 * due apps instead would spin. */
+	if (store_resting(relay))
+		return (int)max64(0, min64(wait, relay->store_retry_at_ms -
+					   time_mono_ms()));
 	if (transfer_pool_active(relay->pool) >= relay->opt->concurrency)
 		return (int)wait;
 	/* Nothing can be claimed while the database rests after a failure. */
@@ -1116,12 +1143,17 @@ int relay_run(const char *db_path, const struct relay_options *options)
 {
 	struct relay relay = { .opt = options, .signal_fd = -1, .watch_fd = -1 };
 	sigset_t old_mask;
+	void (*old_xfsz)(int);
 	int64_t recovered = 0;
 	int status = 1;
 
+	/* Past a file size limit a write then fails (EFBIG) like a full disk,
+	 * which the store reports and retries, instead of killing the relay. */
+	old_xfsz = signal(SIGXFSZ, SIG_IGN);
 	relay.signal_fd = signals_open(&old_mask);
 	if (relay.signal_fd < 0) {
 		log_error("cannot watch signals: %s", strerror(errno));
+		signal(SIGXFSZ, old_xfsz);
 		return 1;
 	}
 	if (relay_start(&relay, db_path) != 0)
@@ -1155,5 +1187,6 @@ out:
 		close(relay.watch_fd);
 	close(relay.signal_fd);
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	signal(SIGXFSZ, old_xfsz);
 	return status;
 }

@@ -93,6 +93,12 @@ int store_enqueue(struct store *store, const struct new_event *event,
 	return engine_of(store)->enqueue(store, event, id);
 }
 
+int store_enqueue_batch(struct store *store, const struct new_event *events,
+			size_t count, int64_t *ids)
+{
+	return engine_of(store)->enqueue_batch(store, events, count, ids);
+}
+
 int store_claim(struct store *store, const struct claim_request *request,
 		struct event **events, size_t *count)
 {

@@ -32,6 +32,9 @@ struct store_engine {
 				 size_t *count);
 	int (*enqueue)(struct store *store, const struct new_event *event,
 		       int64_t *id);
+	int (*enqueue_batch)(struct store *store,
+			     const struct new_event *events, size_t count,
+			     int64_t *ids);
 	int (*claim)(struct store *store, const struct claim_request *request,
 		     struct event **events, size_t *count);
 	int (*max_event_id)(struct store *store, int64_t *id);

@@ -1046,6 +1046,30 @@ static int pg_store_enqueue(struct store *store, const struct new_event *event,
 	return rc;
 }
 
+/* All or none, in one transaction; the failing event is named by index. */
+static int pg_store_enqueue_batch(struct store *store,
+				  const struct new_event *events,
+				  size_t count, int64_t *ids)
+{
+	size_t i;
+	int rc;
+
+	if (count == 0)
+		return STORE_OK;
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	for (i = 0; i < count && rc == STORE_OK; i++)
+		rc = pg_store_enqueue(store, &events[i], ids ? &ids[i] : NULL);
+	if (rc != STORE_OK) {
+		char cause[STORE_ERRMSG_SIZE];
+
+		memcpy(cause, store->errmsg, sizeof cause);
+		store_seterr(store, "event %zu of %zu: %s", i, count, cause);
+	}
+	return tx_end(store, rc);
+}
+
 /* ---- claims and outcomes ------------------------------------------------ */
 
 static int claimed_read(struct store *store, const PGresult *res, int row,
@@ -1719,6 +1743,7 @@ const struct store_engine store_pg_engine = {
 	.config_unset = pg_store_config_unset,
 	.pending_cloud_ids = pg_store_pending_cloud_ids,
 	.enqueue = pg_store_enqueue,
+	.enqueue_batch = pg_store_enqueue_batch,
 	.claim = pg_store_claim,
 	.max_event_id = pg_store_max_event_id,
 	.recover_leases = pg_store_recover_leases,

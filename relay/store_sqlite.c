@@ -86,6 +86,16 @@ enum stmt {
 
 #define STMT_FIRST_SCHEMA STMT_CONFIG_LIST
 
+/* The outcomes of store_record, RECORD_BATCH rows of RECORD_COLUMNS. */
+#define RECORD_BATCH 16
+#define RECORD_COLUMNS 11
+#define RECORD_ROW "(?,?,?,?,?,?,?,?,?,?,?)"
+#define RECORD_ROWS4 RECORD_ROW "," RECORD_ROW "," RECORD_ROW "," RECORD_ROW
+#define RECORD_VALUES \
+	"WITH v (id, token, status, attempted, finished, http, error," \
+	"        delivered, next, started, duration) AS (VALUES " \
+	RECORD_ROWS4 "," RECORD_ROWS4 "," RECORD_ROWS4 "," RECORD_ROWS4 ")"
+
 struct stmt_spec {
 	const char *name;
 	const char *sql;
@@ -184,27 +194,40 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		" WHERE status = 'pending' AND cloud_id = ifnull(?1, 'default')"
 		" ORDER BY ifnull(next_attempt_at, ''), id LIMIT 1" },
 	[STMT_RECORD] = { "record",
-		/* ?2 is 1 for an attempted outcome: only then do the attempt's
-		 * own columns change. */
-		"UPDATE outbox"
-		"   SET status = ?1,"
-		"       attempts = attempts + ?2,"
-		"       last_attempt_at = CASE WHEN ?2 THEN ?3 ELSE last_attempt_at END,"
-		"       http_status = CASE WHEN ?2 THEN ?4 ELSE http_status END,"
-		"       error = ?5,"
-		"       delivered_at = ?6,"
-		"       next_attempt_at = ?7,"
+		/* Up to RECORD_BATCH outcomes at once: one statement, and one
+		 * statement journal, per batch rather than per outcome. Unused
+		 * rows stay NULL and match nothing. Only an attempted outcome
+		 * changes the attempt's own columns. */
+		RECORD_VALUES
+		" UPDATE outbox"
+		"   SET status = v.status,"
+		"       attempts = outbox.attempts + v.attempted,"
+		"       last_attempt_at = CASE WHEN v.attempted THEN v.finished"
+		"                         ELSE outbox.last_attempt_at END,"
+		"       http_status = CASE WHEN v.attempted THEN v.http"
+		"                     ELSE outbox.http_status END,"
+		"       error = v.error,"
+		"       delivered_at = v.delivered,"
+		"       next_attempt_at = v.next,"
 		"       claim_token = NULL, lease_until = NULL"
-		" WHERE id = ?8 AND claim_token = ?9 AND status = 'sending'"
-		" RETURNING attempts" },
+		"  FROM v"
+		" WHERE outbox.id = v.id AND outbox.claim_token = v.token"
+		"   AND outbox.status = 'sending'" },
 	[STMT_ATTEMPT_ADD] = { "attempt_add",
-		/* Never below a number already logged for the event: a row
-		 * whose attempts were reset by hand must not collide. */
-		"INSERT INTO delivery_attempts"
+		/* Runs before the record, with the same fence: the attempt's
+		 * number is the row's own count plus this attempt, and never
+		 * below a number already logged for the event (a row whose
+		 * attempts were reset by hand must not collide). */
+		RECORD_VALUES
+		" INSERT INTO delivery_attempts"
 		" (outbox_id, attempt, started_at, duration_ms, http_status, error)"
-		" VALUES (?1, max(?2, 1 + ifnull((SELECT max(attempt)"
-		"   FROM delivery_attempts WHERE outbox_id = ?1), 0)),"
-		"  ?3, ?4, ?5, ?6)" },
+		" SELECT o.id, max(o.attempts + 1, 1 + ifnull((SELECT max(a.attempt)"
+		"          FROM delivery_attempts AS a WHERE a.outbox_id = o.id), 0)),"
+		"        v.started, v.duration, v.http, v.error"
+		"   FROM v JOIN outbox AS o"
+		"     ON o.id = v.id AND o.claim_token = v.token"
+		"    AND o.status = 'sending'"
+		"  WHERE v.attempted" },
 	[STMT_RECORD_UNWRITABLE] = { "record_unwritable",
 		"UPDATE outbox"
 		"   SET status = 'failed', error = ?3, next_attempt_at = NULL,"
@@ -1073,14 +1096,12 @@ static int sqlite_store_pending_cloud_ids(struct store *store, size_t max,
 
 /* ---- producing ---------------------------------------------------------- */
 
-static int sqlite_store_enqueue(struct store *store,
-				const struct new_event *event, int64_t *id)
+/* Inserts one event inside the caller's transaction. */
+static int enqueue_row(struct store *store, const struct new_event *event,
+		       int64_t *id)
 {
-	int rc = tx_begin(store);
+	int rc = bind_text(store, STMT_ENQUEUE, 1, event->cloud_id);
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = bind_text(store, STMT_ENQUEUE, 1, event->cloud_id);
 	if (rc == STORE_OK)
 		rc = bind_text(store, STMT_ENQUEUE, 2, event->new_smart_number);
 	if (rc == STORE_OK)
@@ -1101,6 +1122,39 @@ static int sqlite_store_enqueue(struct store *store,
 	}
 	if (rc == STORE_OK && id != NULL)
 		*id = sqlite3_last_insert_rowid(store->db);
+	return rc;
+}
+
+static int sqlite_store_enqueue(struct store *store,
+				const struct new_event *event, int64_t *id)
+{
+	int rc = tx_begin(store);
+
+	if (rc != STORE_OK)
+		return rc;
+	return tx_end(store, enqueue_row(store, event, id));
+}
+
+static int sqlite_store_enqueue_batch(struct store *store,
+				      const struct new_event *events,
+				      size_t count, int64_t *ids)
+{
+	int rc = STORE_OK;
+	size_t i;
+
+	if (count == 0)
+		return STORE_OK;
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	for (i = 0; i < count && rc == STORE_OK; i++)
+		rc = enqueue_row(store, &events[i], ids ? &ids[i] : NULL);
+	if (rc != STORE_OK) {
+		char cause[STORE_ERRMSG_SIZE];
+
+		memcpy(cause, store->errmsg, sizeof cause);
+		store_seterr(store, "event %zu of %zu: %s", i, count, cause);
+	}
 	return tx_end(store, rc);
 }
 
@@ -1366,83 +1420,89 @@ static int outcome_check(struct store *store, const struct outcome *o)
 	return STORE_OK;
 }
 
-static int attempt_add(struct store *store, const struct outcome *o,
-		       int64_t attempt)
-{
+/* An outcome's times as text, alive until its statements are reset. */
+struct outcome_text {
+	char finished[TIME_TEXT_SIZE];
 	char started[TIME_TEXT_SIZE];
-	int rc;
+	char next[TIME_TEXT_SIZE];
+};
 
-	time_format(o->started_ms, started);
-	rc = bind_int64(store, STMT_ATTEMPT_ADD, 1, o->id);
+/* Binds outcome o as row `row` of the VALUES of statement id. */
+static int outcome_bind(struct store *store, enum stmt id, int row,
+			const struct outcome *o, const struct outcome_text *t)
+{
+	const int attempted = o->attempted != 0;
+	const int first = row * RECORD_COLUMNS;
+	int rc = bind_int64(store, id, first + 1, o->id);
+
 	if (rc == STORE_OK)
-		rc = bind_int64(store, STMT_ATTEMPT_ADD, 2, attempt);
+		rc = bind_int64(store, id, first + 2, o->claim_token);
 	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_ATTEMPT_ADD, 3, started);
+		rc = bind_text(store, id, first + 3, store_status_name(o->status));
 	if (rc == STORE_OK)
-		rc = bind_int64(store, STMT_ATTEMPT_ADD, 4, o->duration_ms);
+		rc = bind_int64(store, id, first + 4, attempted);
 	if (rc == STORE_OK)
-		rc = bind_int64_or_null(store, STMT_ATTEMPT_ADD, 5,
-					o->http_status != 0, o->http_status);
+		rc = bind_text(store, id, first + 5, attempted ? t->finished : NULL);
 	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_ATTEMPT_ADD, 6, o->error);
+		rc = bind_int64_or_null(store, id, first + 6, o->http_status != 0,
+					o->http_status);
 	if (rc == STORE_OK)
-		return stmt_exec(store, STMT_ATTEMPT_ADD);
-	return stmt_reset(store, STMT_ATTEMPT_ADD, rc);
+		rc = bind_text(store, id, first + 7, o->error);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, first + 8,
+			       o->status == EVENT_DELIVERED ? t->finished : NULL);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, first + 9,
+			       o->status == EVENT_PENDING ? t->next : NULL);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, first + 10, attempted ? t->started : NULL);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, id, first + 11, o->duration_ms);
+	return rc;
 }
 
-static int outcome_write(struct store *store, const struct outcome *o,
-			 size_t *refused)
+/* Runs statement id over the n (at most RECORD_BATCH) outcomes. */
+static int outcomes_exec(struct store *store, enum stmt id,
+			 const struct outcome *o, const struct outcome_text *t,
+			 size_t n)
 {
-	char finished[TIME_TEXT_SIZE], next[TIME_TEXT_SIZE];
-	const int attempted = o->attempted != 0;
-	int64_t attempt = 0;
-	int row = 0, more = 0;
+	int rc = STORE_OK;
+
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = outcome_bind(store, id, (int)i, &o[i], &t[i]);
+	if (rc == STORE_OK)
+		return stmt_exec(store, id);
+	return stmt_reset(store, id, rc);
+}
+
+/*
+ * Writes n (at most RECORD_BATCH) outcomes: first the attempts of the rows
+ * still fenced by their tokens, then the rows; an outcome whose row no
+ * longer carries its token (the lease was taken over) changes nothing.
+ */
+static int outcomes_write(struct store *store, const struct outcome *o,
+			  size_t n, size_t *refused)
+{
+	struct outcome_text text[RECORD_BATCH];
+	int64_t changed;
 	int rc;
 
-	if (attempted)
-		time_format(o->finished_ms, finished);
-	if (o->status == EVENT_PENDING)
-		time_format(o->next_attempt_ms, next);
-	rc = bind_text(store, STMT_RECORD, 1, store_status_name(o->status));
-	if (rc == STORE_OK)
-		rc = bind_int64(store, STMT_RECORD, 2, attempted);
-	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_RECORD, 3,
-			       attempted ? finished : NULL);
-	if (rc == STORE_OK)
-		rc = bind_int64_or_null(store, STMT_RECORD, 4,
-					o->http_status != 0, o->http_status);
-	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_RECORD, 5, o->error);
-	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_RECORD, 6,
-			       o->status == EVENT_DELIVERED ? finished : NULL);
-	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_RECORD, 7,
-			       o->status == EVENT_PENDING ? next : NULL);
-	if (rc == STORE_OK)
-		rc = bind_int64(store, STMT_RECORD, 8, o->id);
-	if (rc == STORE_OK)
-		rc = bind_int64(store, STMT_RECORD, 9, o->claim_token);
-	if (rc == STORE_OK)
-		rc = stmt_step(store, STMT_RECORD, &row);
-	if (rc == STORE_OK && row) {
-		/* The attempt's number is the row's own count, so numbers
-		 * stay unique whatever the caller believed. */
-		attempt = sqlite3_column_int64(store->stmts[STMT_RECORD], 0);
-		rc = stmt_step(store, STMT_RECORD, &more);
+	for (size_t i = 0; i < n; i++) {
+		if (o[i].attempted) {
+			time_format(o[i].finished_ms, text[i].finished);
+			time_format(o[i].started_ms, text[i].started);
+		}
+		if (o[i].status == EVENT_PENDING)
+			time_format(o[i].next_attempt_ms, text[i].next);
 	}
-	rc = stmt_reset(store, STMT_RECORD, rc);
+	rc = outcomes_exec(store, STMT_ATTEMPT_ADD, o, text, n);
+	if (rc == STORE_OK)
+		rc = outcomes_exec(store, STMT_RECORD, o, text, n);
 	if (rc != STORE_OK)
 		return rc;
-	if (!row) {
-		/* Fenced out: the lease was taken over, the row is not ours. */
-		(*refused)++;
-		return STORE_OK;
-	}
-	if (attempted)
-		rc = attempt_add(store, o, attempt);
-	return rc;
+	changed = sqlite3_changes64(store->db);
+	*refused += n - (size_t)(changed < 0 ? 0 : changed);
+	return STORE_OK;
 }
 
 /*
@@ -1475,6 +1535,21 @@ static int outcome_unwritable(struct store *store, const struct outcome *o)
 	return rc;
 }
 
+/* One outcome in a savepoint of its own; failed if it cannot be written. */
+static int outcome_alone(struct store *store, const struct outcome *o,
+			 size_t *refused)
+{
+	int rc = stmt_exec(store, STMT_SAVEPOINT);
+
+	if (rc == STORE_OK)
+		rc = outcomes_write(store, o, 1, refused);
+	if (rc == STORE_ERROR)
+		rc = outcome_unwritable(store, o);
+	if (rc == STORE_OK)
+		rc = stmt_exec(store, STMT_SAVEPOINT_RELEASE);
+	return rc;
+}
+
 static int sqlite_store_record(struct store *store,
 			       const struct outcome *outcomes, size_t count,
 			       size_t *refused)
@@ -1493,12 +1568,19 @@ static int sqlite_store_record(struct store *store,
 	rc = tx_begin(store);
 	if (rc != STORE_OK)
 		return rc;
-	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
+	for (size_t i = 0; i < count && rc == STORE_OK; i += RECORD_BATCH) {
+		size_t n = count - i < RECORD_BATCH ? count - i : RECORD_BATCH;
+
 		rc = stmt_exec(store, STMT_SAVEPOINT);
 		if (rc == STORE_OK)
-			rc = outcome_write(store, &outcomes[i], &fenced);
-		if (rc == STORE_ERROR)
-			rc = outcome_unwritable(store, &outcomes[i]);
+			rc = outcomes_write(store, outcomes + i, n, &fenced);
+		if (rc == STORE_ERROR && !sqlite3_get_autocommit(store->db)) {
+			/* One of them cannot be written: undo the lot, and
+			 * write them one by one to set that one apart. */
+			rc = stmt_exec(store, STMT_SAVEPOINT_ROLLBACK);
+			for (size_t k = 0; k < n && rc == STORE_OK; k++)
+				rc = outcome_alone(store, &outcomes[i + k], &fenced);
+		}
 		if (rc == STORE_OK)
 			rc = stmt_exec(store, STMT_SAVEPOINT_RELEASE);
 	}
@@ -1944,6 +2026,7 @@ const struct store_engine store_sqlite_engine = {
 	.config_unset = sqlite_store_config_unset,
 	.pending_cloud_ids = sqlite_store_pending_cloud_ids,
 	.enqueue = sqlite_store_enqueue,
+	.enqueue_batch = sqlite_store_enqueue_batch,
 	.claim = sqlite_store_claim,
 	.max_event_id = sqlite_store_max_event_id,
 	.recover_leases = sqlite_store_recover_leases,

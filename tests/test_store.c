@@ -505,6 +505,51 @@ START_TEST(test_enqueue_rejects_non_arrays)
 }
 END_TEST
 
+START_TEST(test_enqueue_batch_all_or_none)
+{
+	struct new_event events[3] = {
+		{ NULL, "+1", "n", "u", "[]" },
+		{ "otherapp", "+2", "n", "u",
+		  "[{\"username\":\"eric\",\"device\":\"erics_iphone\"}]" },
+		{ NULL, "+3", "n", "u", "[]" },
+	};
+	int64_t ids[3] = { 0, 0, 0 };
+	struct db db;
+
+	db_open(&db, "store_enqueue_batch");
+	ck_assert_int_eq(store_enqueue_batch(db.store, events, 0, ids),
+			 STORE_OK);
+	ck_assert_uint_eq(history_count(db.store), 0);
+	ck_assert_int_eq(store_enqueue_batch(db.store, events, 3, ids),
+			 STORE_OK);
+	ck_assert_int_gt(ids[0], 0);
+	ck_assert_int_eq(ids[1], ids[0] + 1);
+	ck_assert_int_eq(ids[2], ids[1] + 1);
+	ck_assert_str_eq(snap_of(db.store, ids[0]).cloud_id, "default");
+	ck_assert_str_eq(snap_of(db.store, ids[1]).cloud_id, "otherapp");
+	ck_assert_str_eq(snap_of(db.store, ids[1]).number, "+2");
+	ck_assert_str_eq(snap_of(db.store, ids[2]).status, "pending");
+	ck_assert_uint_eq(history_count(db.store), 3);
+
+	/* One bad event: none of the batch is inserted, and it is named. */
+	events[1].interested_parties = "{}";
+	ck_assert_int_eq(store_enqueue_batch(db.store, events, 3, NULL),
+			 STORE_ERROR);
+	ck_assert_msg(strstr(store_errmsg(db.store), "event 2 of 3") &&
+		      strstr(store_errmsg(db.store),
+			     "interested_parties must be a JSON array"),
+		      "%s", store_errmsg(db.store));
+	ck_assert_uint_eq(history_count(db.store), 3);
+
+	/* The store is usable after the rollback. */
+	events[1].interested_parties = "[]";
+	ck_assert_int_eq(store_enqueue_batch(db.store, events, 3, ids),
+			 STORE_OK);
+	ck_assert_uint_eq(history_count(db.store), 6);
+	db_close(&db);
+}
+END_TEST
+
 /* ---- claims ---- */
 
 START_TEST(test_claim_orders_by_due_then_id)
@@ -757,6 +802,75 @@ START_TEST(test_record_retry_then_failed)
 	ck_assert_int_eq(list.rows[1].attempt, 2);
 	ck_assert_int_eq(list.rows[1].http, 0);
 	ck_assert_str_eq(list.rows[1].error, "connection refused");
+	db_close(&db);
+}
+END_TEST
+
+/* More outcomes than one statement takes, mixed, one of them fenced out. */
+START_TEST(test_record_large_mixed_batch)
+{
+	enum { N = 40 };
+	struct outcome batch[N];
+	int64_t ids[N];
+	char finished[TIME_TEXT_SIZE], next[TIME_TEXT_SIZE];
+	struct claimed c;
+	struct db db;
+
+	db_open(&db, "store_large_batch");
+	for (int i = 0; i < N; i++)
+		ids[i] = add_event(db.store, NULL, "+1");
+	c = claim(db.store, NULL, T0, 5, N);
+	claimed_ids_are(&c, ids, N);
+	for (int i = 0; i < N; i++) {
+		if (i % 4 == 1) {
+			batch[i] = attempted(ids[i], 5, EVENT_PENDING, 503,
+					     "HTTP 503", T0 + 100 + i);
+			batch[i].next_attempt_ms = T0 + 5000 + i;
+		} else if (i % 4 == 2) {
+			memset(&batch[i], 0, sizeof batch[i]);
+			batch[i].id = ids[i];
+			batch[i].claim_token = 5;
+			batch[i].status = EVENT_FAILED;
+			batch[i].error = "cannot render: bad parties";
+		} else {
+			batch[i] = attempted(ids[i], 5, EVENT_DELIVERED, 204,
+					     NULL, T0 + 100 + i);
+		}
+	}
+	batch[37].claim_token = 6; /* not the token of its claim */
+	ck_assert_uint_eq(record(db.store, batch, N), 1);
+	for (int i = 0; i < N; i++) {
+		struct snap s = snap_of(db.store, ids[i]);
+		struct attempt_list list = attempts_of(db.store, ids[i]);
+
+		fmt(T0 + 100 + i, finished);
+		fmt(T0 + 5000 + i, next);
+		if (i == 37) {
+			ck_assert_str_eq(s.status, "sending");
+			ck_assert_uint_eq(list.count, 0);
+		} else if (i % 4 == 1) {
+			ck_assert_str_eq(s.status, "pending");
+			ck_assert_str_eq(s.next, next);
+			ck_assert_str_eq(s.error, "HTTP 503");
+			ck_assert_int_eq(s.http, 503);
+			ck_assert_uint_eq(list.count, 1);
+			ck_assert_int_eq(list.rows[0].http, 503);
+		} else if (i % 4 == 2) {
+			ck_assert_str_eq(s.status, "failed");
+			ck_assert_int_eq(s.attempts, 0);
+			ck_assert_str_eq(s.last, "NULL");
+			ck_assert_str_eq(s.error, "cannot render: bad parties");
+			ck_assert_uint_eq(list.count, 0);
+		} else {
+			ck_assert_str_eq(s.status, "delivered");
+			ck_assert_str_eq(s.delivered, finished);
+			ck_assert_str_eq(s.last, finished);
+			ck_assert_int_eq(s.attempts, 1);
+			ck_assert_uint_eq(list.count, 1);
+			ck_assert_int_eq(list.rows[0].attempt, 1);
+			ck_assert_int_eq(list.rows[0].outbox_id, ids[i]);
+		}
+	}
 	db_close(&db);
 }
 END_TEST
@@ -1607,12 +1721,14 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_refuses_newer_schema);
 	tcase_add_test(tc, test_files_are_owner_only);
 	tcase_add_test(tc, test_enqueue_rejects_non_arrays);
+	tcase_add_test(tc, test_enqueue_batch_all_or_none);
 	tcase_add_test(tc, test_claim_orders_by_due_then_id);
 	tcase_add_test(tc, test_claim_separates_clouds_and_honours_max_id);
 	tcase_add_test(tc, test_max_event_id);
 	tcase_add_test(tc, test_record_delivered);
 	tcase_add_test(tc, test_record_retry_then_failed);
 	tcase_add_test(tc, test_record_not_attempted_keeps_attempt_columns);
+	tcase_add_test(tc, test_record_large_mixed_batch);
 	tcase_add_test(tc, test_record_refuses_impossible_outcomes);
 	tcase_add_test(tc, test_fencing_refuses_a_taken_over_claim);
 	tcase_add_test(tc, test_release_puts_back_without_an_attempt);

@@ -3,13 +3,14 @@
 # arguments given:
 #   sh tools/bootstrap.sh demo     build and run the demo
 #   sh tools/bootstrap.sh check    build and run the tests
+#   sh tools/bootstrap.sh bench    build and run the benchmark (adds python3)
 # Missing Debian packages are installed with apt-get (as root, or via sudo).
 set -eu
 cd "$(dirname "$0")/.."
 
 packages="make gcc libc6-dev pkg-config ca-certificates sqlite3
 	libsqlite3-dev libpq-dev libcurl4-openssl-dev libjansson-dev libxml2-dev check
-	libssl-dev libmicrohttpd-dev python3 postgresql"
+	libssl-dev libmicrohttpd-dev python3 valgrind postgresql"
 
 missing=""
 for package in $packages; do

@@ -1,0 +1,176 @@
+#!/bin/bash
+# The chaos test: producers insert events with plain sqlite3 while relays on
+# the same database are killed with SIGKILL at random and restarted (or now
+# and then frozen past their lease), one or two at a time, against a
+# receiver that fails a share of requests at random. At the end every event must be 'delivered' and the receiver must
+# have answered 204 to each webhook-id at least once.
+#   usage: tools/chaos.sh BIN/smartrelay BUILD/tools/receiver DIR
+#          [--events N] [--kills K] [--fail P] [--seed S]
+# Prints "lost=N duplicates=M events=E kills=K" and exits 1 when lost > 0
+# (an event not delivered, or delivered without the receiver's 204).
+set -eu
+
+relay=$1
+receiver=$2
+dir=$3
+shift 3
+events=5000
+kills=20
+fail=30
+seed=$$
+while [ $# -gt 0 ]; do
+	case $1 in
+	--events) events=$2 ;;
+	--kills) kills=$2 ;;
+	--fail) fail=$2 ;;
+	--seed) seed=$2 ;;
+	*) echo "chaos: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift 2
+done
+RANDOM=$seed
+
+# Short enough that a killed relay's claims come back within seconds, and
+# that retries of the receiver's random failures do not wait long.
+relay_opts=(--concurrency 16 --timeout 1 --lease 2 --grace 0.5
+	--retry-base 0.05 --retry-max 0.5 --max-attempts 1000)
+batch=50
+settle_seconds=300
+
+rm -rf "$dir"
+mkdir -p "$dir"
+db=$dir/relay.db
+pids=(0 0)
+receiver_pid=0
+producer_pid=0
+
+cleanup() {
+	for pid in "${pids[@]}" $producer_pid $receiver_pid; do
+		[ "$pid" -eq 0 ] || kill -KILL "$pid" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+
+"$receiver" --port-file "$dir/port" --ids "$dir/ids" --seed "$seed" \
+	--max-seconds 3600 --quiet 2>"$dir/receiver.log" &
+receiver_pid=$!
+for _ in $(seq 500); do
+	[ -s "$dir/port" ] && break
+	sleep 0.01
+done
+[ -s "$dir/port" ] || { echo "chaos: the receiver did not start" >&2; exit 1; }
+
+"$relay" init "$db" >/dev/null
+"$relay" config "$db" set smartContactNotificationUrl \
+	"http://127.0.0.1:$(cat "$dir/port")/random/$fail"
+"$relay" config "$db" set smartContactNotificationContentType application/json
+
+# The producer: batches of inserts, one sqlite3 transaction each.
+batch_sql() {
+	local n
+	echo ".timeout 30000"
+	echo "BEGIN;"
+	for ((n = $1; n < $2; n++)); do
+		echo "INSERT INTO outbox (new_smart_number, network_id, new_smart_uri, interested_parties)" \
+			"VALUES ('+1555$n', 'network_1', 'sip:$n@example.com'," \
+			"'[{\"username\":\"u$n\",\"device\":\"d$n\"}]');"
+	done
+	echo "COMMIT;"
+}
+
+# Spread over about the time the kills take (a second each), so that
+# relays die with events in flight.
+produce() {
+	local n=0 end pause
+	local mean=$((kills * 1000 * batch / events))
+	while [ $n -lt "$events" ]; do
+		end=$((n + batch < events ? n + batch : events))
+		batch_sql $n $end | sqlite3 "$db" >/dev/null
+		n=$end
+		pause=$((RANDOM % (2 * mean + 1)))
+		sleep "$((pause / 1000)).$(printf '%03d' $((pause % 1000)))"
+	done
+}
+produce &
+producer_pid=$!
+
+start_relay() {
+	"$relay" run "$db" "${relay_opts[@]}" 2>>"$dir/relay-$1.log" &
+	pids[$1]=$!
+}
+
+running() {
+	[ "${pids[$1]}" -ne 0 ] && kill -0 "${pids[$1]}" 2>/dev/null
+}
+
+stop_relay() {
+	kill -TERM "${pids[$1]}" 2>/dev/null || true
+	wait "${pids[$1]}" 2>/dev/null || true
+	pids[$1]=0
+}
+
+killed=0
+paused=0
+start_relay 0
+while [ $killed -lt "$kills" ]; do
+	running 0 || start_relay 0
+	# Half the time a second relay shares the database.
+	if [ $((RANDOM % 2)) -eq 0 ]; then
+		running 1 || start_relay 1
+	elif running 1; then
+		stop_relay 1
+	fi
+	sleep "$((RANDOM % 2)).$((RANDOM % 10))"
+	victim=$((RANDOM % 2))
+	running $victim || victim=0
+	if running $victim && [ $((RANDOM % 5)) -eq 0 ]; then
+		# Frozen past its lease, as a stalled host would be: its claims
+		# are taken over and its late outcomes must be refused.
+		kill -STOP "${pids[$victim]}"
+		sleep 2.5
+		kill -CONT "${pids[$victim]}"
+		paused=$((paused + 1))
+	elif running $victim; then
+		kill -KILL "${pids[$victim]}"
+		wait "${pids[$victim]}" 2>/dev/null || true
+		pids[$victim]=0
+		killed=$((killed + 1))
+	fi
+done
+running 0 || start_relay 0
+wait $producer_pid || echo "chaos: the producer failed" >&2
+producer_pid=0
+
+# Calm: one relay delivers what is left.
+if running 1; then stop_relay 1; fi
+for ((waited = 0; waited < settle_seconds * 10; waited++)); do
+	left=$(sqlite3 "$db" ".timeout 30000" \
+		"SELECT count(*) FROM outbox WHERE status <> 'delivered'")
+	[ "$left" -eq 0 ] && break
+	sleep 0.1
+done
+stop_relay 0
+kill -TERM $receiver_pid
+wait $receiver_pid 2>/dev/null || true
+receiver_pid=0
+
+total=$(sqlite3 "$db" "SELECT count(*) FROM outbox")
+sqlite3 "$db" "SELECT id FROM outbox WHERE status = 'delivered' ORDER BY id" \
+	| sort >"$dir/delivered"
+awk '$2 == 204 { print $1 }' "$dir/ids" | sort >"$dir/answered"
+sort -u "$dir/answered" >"$dir/answered.unique"
+confirmed=$(comm -12 "$dir/delivered" "$dir/answered.unique" | wc -l)
+lost=$((events - confirmed))
+duplicates=$(($(wc -l <"$dir/answered") - $(wc -l <"$dir/answered.unique")))
+requests=$(wc -l <"$dir/ids")
+locked=$(cat "$dir"/relay-*.log | grep -c "locked" || true)
+
+# For a post-mortem: the rows not delivered, and those the receiver never
+# answered 204.
+sqlite3 "$db" "SELECT id, status FROM outbox WHERE status <> 'delivered'" \
+	>"$dir/undelivered"
+comm -23 "$dir/delivered" "$dir/answered.unique" >"$dir/unanswered"
+
+echo "chaos: rows=$total requests=$requests pauses=$paused locked_errors=$locked seed=$seed"
+echo "lost=$lost duplicates=$duplicates events=$events kills=$killed"
+[ "$lost" -eq 0 ] && [ "$total" -eq "$events" ]
