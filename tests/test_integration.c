@@ -575,6 +575,79 @@ START_TEST(daemon_survives_a_database_restart)
 }
 END_TEST
 
+/* A relay with a short lease, logging to dir/name. */
+static pid_t relay_start(struct env *env, const char *name)
+{
+	char *log_path = tu_path(env->dir, name);
+	char *argv[] = {
+		getenv("SMARTRELAY_BIN"), (char *)"run", env->db,
+		(char *)"--timeout", (char *)"1", (char *)"--lease", (char *)"2",
+		(char *)"--grace", (char *)"0", NULL,
+	};
+	pid_t pid = tu_spawn(argv, NULL, log_path);
+
+	free(log_path);
+	return pid;
+}
+
+static int count_in(struct env *env, const char *name, const char *needle)
+{
+	char *path = tu_path(env->dir, name);
+	char *text = tu_read_file(path, NULL);
+	int n;
+
+	ck_assert_ptr_nonnull(text);
+	n = tu_count(text, needle);
+	free(text);
+	free(path);
+	return n;
+}
+
+/*
+ * Relays share one outbox: one claims every event and is killed with
+ * SIGKILL mid-transfer; once its leases run out, two others take the events
+ * over and deliver each once, with no attempt counted for the lost one.
+ */
+START_TEST(relays_take_over_a_killed_relays_events)
+{
+	enum { EVENTS = 40 };
+	struct env env;
+	int64_t ids[EVENTS];
+	pid_t first, others[2];
+
+	env_open(&env, "takeover");
+	provision(&env, "default", "/slow/10000", "application/json");
+	for (int i = 0; i < EVENTS; i++)
+		ids[i] = produce(&env, NULL, "1", two_parties);
+	first = relay_start(&env, "first.log");
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, EVENTS, 10000), EVENTS);
+	kill(first, SIGKILL);
+	ck_assert_int_eq(tu_wait(first, 5000), 128 + SIGKILL);
+
+	provision(&env, "default", "/", "application/json");
+	others[0] = relay_start(&env, "second.log");
+	others[1] = relay_start(&env, "third.log");
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2 * EVENTS, 20000),
+			 2 * EVENTS);
+	for (int i = 0; i < 2; i++) {
+		kill(others[i], SIGTERM);
+		ck_assert_int_eq(tu_wait(others[i], 5000), 0);
+	}
+	for (int i = 0; i < EVENTS; i++) {
+		struct row row = fetch(&env, ids[i]);
+
+		ck_assert_str_eq(row.status, "delivered");
+		ck_assert_int_eq(row.attempts, 1);
+		ck_assert_int_eq(row.attempt_rows, 1);
+	}
+	ck_assert_int_eq(count_in(&env, "second.log", "lease expired") +
+			 count_in(&env, "third.log", "lease expired"), EVENTS);
+	ck_assert_int_eq(count_in(&env, "second.log", "outcome=delivered") +
+			 count_in(&env, "third.log", "outcome=delivered"), EVENTS);
+	env_close(&env);
+}
+END_TEST
+
 START_TEST(sigterm_puts_back_what_outlives_grace)
 {
 	struct env env;
@@ -767,6 +840,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(daemon, daemon_delivers_new_events_and_config_changes);
 	if (getenv("SMARTRELAY_PG_STATE") != NULL)
 		tcase_add_test(daemon, daemon_survives_a_database_restart);
+	tcase_add_test(daemon, relays_take_over_a_killed_relays_events);
 	tcase_add_test(daemon, sigterm_puts_back_what_outlives_grace);
 	tcase_add_test(daemon, sigterm_lets_transfers_finish_within_grace);
 	tcase_add_test(cli, usage_errors_exit_2);
