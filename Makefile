@@ -163,8 +163,8 @@ check-integration: $(PROGRAM) $(TOOL_BINS) \
 	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/tmp/chaos \
 		--events 500 --kills 5
 
-# The integration suites again, each test on its own database of a
-# throwaway PostgreSQL server (Debian's binaries under PG_BIN), stopped
+# The integration suites and the chaos run again, each on its own database
+# of a throwaway PostgreSQL server (Debian's binaries under PG_BIN), stopped
 # whatever the outcome.
 PG_BIN ?= /usr/lib/postgresql/15/bin
 # test_faults breaks SQLite files (read-only, full disk): SQLite's alone.
@@ -179,6 +179,9 @@ check-integration-pg: $(PROGRAM) $(TOOL_BINS) \
 		$(TEST_ENV) SMARTRELAY_TEST_DB_URI=$$uri SMARTRELAY_PG_BIN=$(PG_BIN) \
 			SMARTRELAY_PG_SERVER=$(abspath tools/pg-server.sh) \
 			SMARTRELAY_PG_STATE=$$state $$t || { rc=1; break; }; done; \
+	[ $$rc -ne 0 ] || { $(PG_BIN)/createdb --maintenance-db=$$uri/postgres chaos && \
+		bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver \
+		$(BUILD)/tmp/chaos-pg --events 500 --kills 5 --db $$uri/chaos; } || rc=1; \
 	PG_BIN=$(PG_BIN) sh tools/pg-server.sh stop $$state; exit $$rc
 
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \
