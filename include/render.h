@@ -71,6 +71,16 @@ void render_template_free(struct render_template *tmpl);
 int render_body(struct render_template *tmpl, const struct render_event *ev,
 		char **body, size_t *len, char *err, size_t errlen);
 
+/*
+ * Checks that body (len bytes) is one well-formed document of kind, with the
+ * same parser settings as every rendered body: JSON any value and nothing
+ * after it; XML well-formed with its namespaces declared, no network, no
+ * DTD loading. For tests and tools that must judge bodies they did not
+ * render. Returns 0, or -1 with the parser's reason in err.
+ */
+int render_check_body(enum content_kind kind, const char *body, size_t len,
+		      char *err, size_t errlen);
+
 /* ---- JSON records, for the command line's --json output ---------------- */
 
 enum render_value {

@@ -1,6 +1,7 @@
 /*
  * cmd_run.c - `smartrelay run DB`: the poller daemon and its options.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,6 +59,26 @@ static int parse_duration(const char *name, const char *text, int64_t *ms)
 		return cli_usage_error("run", "%s: '%s' is not a number of seconds "
 				       "from 0 to 604800", name, text);
 	return 0;
+}
+
+/*
+ * libcurl reads the CA file only at the first https handshake, and would
+ * then fail every https attempt as a TLS error; an unreadable file is
+ * refused up front instead. An empty one reads as "no certificates".
+ */
+static int check_ca_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int rc = 0;
+
+	if (f == NULL)
+		return cli_usage_error("run", "--ca-file: cannot read %s: %s",
+				       path, strerror(errno));
+	if (fgetc(f) == EOF && ferror(f))
+		rc = cli_usage_error("run", "--ca-file: cannot read %s: %s",
+				     path, strerror(errno));
+	fclose(f);
+	return rc;
 }
 
 int cmd_run(int argc, char **argv)
@@ -124,6 +145,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_CA_FILE:
 			opt.ca_file = optarg;
+			rc = check_ca_file(optarg);
 			break;
 		case OPT_RETENTION:
 			if (time_parse_duration(optarg, &opt.retention_ms) != 0 ||

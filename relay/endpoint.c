@@ -21,6 +21,10 @@
 #include "timeutil.h"
 #include "transfer.h"
 
+/* A media type with its parameters is far shorter; the bound keeps the
+ * Content-Type line within what the transfer module builds. */
+#define CONTENT_TYPE_MAX 256
+
 /* Contract 7.15: Timeout is 0.1 to 600 seconds. */
 #define TIMEOUT_MIN_MS 100
 #define TIMEOUT_MAX_MS 600000
@@ -353,6 +357,9 @@ static int check_content_type(struct build *b, enum content_kind *kind)
 
 	if (content_type == NULL)
 		return fail(b, ENDPOINT_CONTENT_TYPE, "missing");
+	if (strlen(content_type) > CONTENT_TYPE_MAX)
+		return fail(b, ENDPOINT_CONTENT_TYPE,
+			    "longer than 256 bytes");
 	if (render_content_kind(content_type, kind, reason, sizeof(reason)) != 0)
 		return fail(b, ENDPOINT_CONTENT_TYPE, reason);
 	return 0;
@@ -366,6 +373,15 @@ static int parse_bool(const char *text, int *flag)
 		*flag = 0;
 	else
 		return -1;
+	return 0;
+}
+
+/* 1 when text holds a C0 control character or DEL. */
+static int has_control(const char *text)
+{
+	for (; *text != '\0'; text++)
+		if ((unsigned char)*text < 0x20 || *text == 0x7f)
+			return 1;
 	return 0;
 }
 
@@ -395,6 +411,17 @@ static int check_auth(struct build *b)
 			    "missing while " ENDPOINT_AUTH_USERNAME " is set");
 	if (username[0] == '\0')
 		return fail(b, ENDPOINT_AUTH_USERNAME, "empty");
+	/* Digest quotes the user name into a header line, and Basic joins
+	 * the two with a colon: a control character could break the line,
+	 * a colon in the name would move the split. Neither is echoed. */
+	if (has_control(username))
+		return fail(b, ENDPOINT_AUTH_USERNAME,
+			    "holds a control character");
+	if (strchr(username, ':') != NULL)
+		return fail(b, ENDPOINT_AUTH_USERNAME, "holds a colon");
+	if (has_control(password))
+		return fail(b, ENDPOINT_AUTH_PASSWORD,
+			    "holds a control character");
 	/* The URL passed transfer_check_url, so its scheme is http or https. */
 	if (strncasecmp(b->value[OPT_URL], "https://", 8) != 0 && !insecure_ok)
 		return fail(b, ENDPOINT_AUTH_USERNAME,
@@ -601,8 +628,12 @@ static void redact(char *text, const char *password)
 	    strlen(password) < REDACT_MIN_LEN)
 		return;
 	len = strlen(password);
-	while ((hit = strstr(text, password)) != NULL)
+	/* The search resumes after each mask: a password of stars would
+	 * otherwise be found again in its own mask forever. */
+	while ((hit = strstr(text, password)) != NULL) {
 		memset(hit, '*', len);
+		text = hit + len;
+	}
 }
 
 /* Overwrites every space-separated secret of value found in text. */

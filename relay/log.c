@@ -3,7 +3,8 @@
  *
  * A line is "<UTC time> <level> <message>" on stderr, or the message alone
  * at the matching priority in syslog (which stamps its own time). Writes are
- * one write of a whole line so concurrent processes do not interleave.
+ * one write of a whole line so concurrent processes do not interleave;
+ * control characters in a message become spaces, so a line is always one.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -73,6 +74,17 @@ static void log_stamp(char out[TIME_TEXT_SIZE])
 		 (int)(now - second * 1000));
 }
 
+/*
+ * Messages carry cloud_ids, keys and peers' words: a line break or a
+ * terminal escape in them must not forge or hide a log line.
+ */
+static void clean(char *text)
+{
+	for (char *p = text; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+}
+
 static void log_emit(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[4096 + TIME_TEXT_SIZE + 16];
@@ -83,6 +95,7 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
 		return;
 	if (to_syslog) {
 		vsnprintf(line, sizeof(line), fmt, ap);
+		clean(line);
 		syslog(level_priorities[level], "%s", line);
 		return;
 	}
@@ -95,6 +108,8 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
 	len = n < 0 ? head
 	    : head + ((size_t)n < sizeof(line) - head - 1
 		      ? (size_t)n : sizeof(line) - head - 2);
+	line[len] = '\0';
+	clean(line + head);
 	line[len++] = '\n';
 	/* One write of the whole line: stderr is unbuffered. */
 	fwrite(line, 1, len, stderr);

@@ -282,15 +282,25 @@ static int out_append(struct out *o, const char *s, size_t n)
 /*
  * Decodes one UTF-8 sequence of s (n > 0 bytes). Returns the code point and
  * its length in *step, or -1 for anything RFC 3629 forbids. libxml2 decodes
- * but accepts overlong forms and surrogates, hence the checks after it.
+ * but accepts overlong forms and surrogates, hence the checks after it, and
+ * takes a continuation byte for a lead byte, hence the length the lead byte
+ * itself announces.
  */
 static long utf8_next(const unsigned char *s, size_t n, size_t *step)
 {
 	int len = n > 4 ? 4 : (int)n;
-	int cp;
+	int want, cp;
 
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		want = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		want = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		want = 4;
+	else
+		return -1;
 	cp = xmlGetUTF8Char(s, &len);
-	if (cp < 0 || len <= 0)
+	if (cp < 0 || len != want)
 		return -1;
 	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
 	    (len == 4 && cp < 0x10000))
@@ -1008,6 +1018,36 @@ int render_body(struct render_template *tmpl, const struct render_event *ev,
 			kind_name(tmpl->kind), reason);
 	else if (rc != 0)
 		err_set(err, errlen, "%s", reason);
+	return rc;
+}
+
+int render_check_body(enum content_kind kind, const char *body, size_t len,
+		      char *err, size_t errlen)
+{
+	struct render_template check = { .kind = kind };
+	int rc = -1;
+
+	if (kind != CONTENT_JSON && kind != CONTENT_XML) {
+		err_set(err, errlen, "unknown content kind %d", (int)kind);
+		goto out;
+	}
+	/* libxml2 takes an int length. */
+	if (body == NULL || len > INT32_MAX) {
+		err_set(err, errlen, "no body, or one too large to check");
+		goto out;
+	}
+	if (kind == CONTENT_XML) {
+		xmlInitParser();
+		check.xml = xml_context_new(&check.xml_error);
+		if (check.xml == NULL) {
+			err_set(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	rc = body_check(&check, body, len, err, errlen);
+out:
+	if (check.xml != NULL)
+		xmlFreeParserCtxt(check.xml);
 	return rc;
 }
 

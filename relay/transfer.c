@@ -61,6 +61,7 @@ struct transfer {
 	size_t received;
 	int capped;           /* the write callback refused the rest */
 	int has_retry_after;  /* the final response carried Retry-After */
+	int head_complete;    /* the final response's blank line arrived */
 	/* The head of this transfer's header list, chained onto the
 	 * endpoint's constant list: no allocation per transfer. */
 	struct curl_slist id_header;
@@ -500,9 +501,13 @@ static size_t read_header(char *line, size_t size, size_t nmemb,
 	size_t n = size * nmemb;
 	static const char retry_after[] = "Retry-After:";
 
-	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0)
+	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
 		t->has_retry_after = 0;
-	else if (n >= sizeof(retry_after) - 1 &&
+		t->head_complete = 0;
+	} else if ((n == 2 && line[0] == '\r' && line[1] == '\n') ||
+		   (n == 1 && line[0] == '\n')) {
+		t->head_complete = 1;
+	} else if (n >= sizeof(retry_after) - 1 &&
 		 strncasecmp(line, retry_after, sizeof(retry_after) - 1) == 0)
 		t->has_retry_after = 1;
 	return n;
@@ -697,6 +702,7 @@ int transfer_start(struct transfer_pool *pool, struct transfer_endpoint *ep,
 	t->received = 0;
 	t->capped = 0;
 	t->has_retry_after = 0;
+	t->head_complete = 0;
 	t->event_id = event_id;
 	t->owner = owner;
 	t->started_ms = now_ms;
@@ -803,6 +809,13 @@ static void fill_result(struct transfer *t, CURLcode code,
 	/* A response cut short by the size cap still told its status. */
 	if (code == CURLE_WRITE_ERROR && t->capped && status > 0)
 		result->transport = TRANSPORT_OK;
+	/* libcurl takes a connection that ends inside the response head of a
+	 * 204 for a complete response; a delivery needs the whole head. */
+	if (result->transport == TRANSPORT_OK && !t->head_complete) {
+		result->transport = TRANSPORT_RESET;
+		snprintf(t->errbuf, sizeof(t->errbuf), "the connection ended "
+			 "inside the response head (status %ld)", status);
+	}
 	result->retry_after_ms = -1;
 	if (t->has_retry_after &&
 	    curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK) {

@@ -36,6 +36,11 @@
 #define K_SCHEDULE ENDPOINT_RETRY_SCHEDULE
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
+#define LONG_10 "aaaaaaaaaa"
+#define LONG_100 LONG_10 LONG_10 LONG_10 LONG_10 LONG_10 LONG_10 LONG_10 \
+	LONG_10 LONG_10 LONG_10
+#define LONG_300 LONG_100 LONG_100 LONG_100
+
 /* A value of REMOVE drops that key from the base. */
 static const char REMOVE[] = "\x01remove";
 
@@ -334,6 +339,16 @@ static const struct bad_case bad_cases[] = {
 	  "missing" },
 	{ "empty username", { { K_USER, "" }, { K_PASS, PASSWORD } }, K_USER,
 	  "empty" },
+	{ "content type too long",
+	  { { K_CT, "application/json; x=" LONG_300 } }, K_CT, "256" },
+	{ "username with CR LF",
+	  { { K_USER, "relay\r\nX-Injected: 1" }, { K_PASS, PASSWORD } },
+	  K_USER, "control character" },
+	{ "username with a colon", { { K_USER, "re:lay" }, { K_PASS, PASSWORD } },
+	  K_USER, "colon" },
+	{ "password with LF",
+	  { { K_USER, "relay" }, { K_PASS, PASSWORD "\nX-Injected: 1" } },
+	  K_PASS, "control character" },
 	{ "credentials over http refused",
 	  { { K_URL, "http://hooks.example.com/" }, { K_USER, "relay" },
 	    { K_PASS, PASSWORD } },
@@ -538,6 +553,9 @@ static const struct bad_case leak_cases[] = {
 	{ "as the timeout",
 	  { { K_TIMEOUT, PASSWORD }, { K_USER, "u" }, { K_PASS, PASSWORD } },
 	  K_TIMEOUT, NULL },
+	{ "a password of stars, echoed",
+	  { { K_CT, "text/**" }, { K_USER, "u" }, { K_PASS, "**" } },
+	  K_CT, NULL },
 	{ "as the insecure flag",
 	  { { K_INSECURE, PASSWORD }, { K_USER, "u" }, { K_PASS, PASSWORD } },
 	  K_INSECURE, NULL },

@@ -460,7 +460,7 @@ START_TEST(transient_failures_retry_until_delivered)
 {
 	static const char *const paths[] = {
 		"/seq/500,503,204", "/seq/reset,204", "/seq/hang,204",
-		"/seq/502,504,204", "/seq/408,429,204",
+		"/seq/502,504,204", "/seq/408,429,204", "/seq/resetmid,204",
 	};
 	/* Two events an app: four transient failures in a row at most, one
 	 * short of what opens the app's circuit breaker (tested apart). */
@@ -509,6 +509,11 @@ START_TEST(transient_failures_retry_until_delivered)
 		ck_assert_int_eq(a.status[0], 408);
 		ck_assert_int_eq(a.status[1], 429);
 		ck_assert_int_eq(a.status[2], 204);
+		/* Reset after half a 204: not delivered, retried. */
+		a = attempts_of(&env, ids[5][k]);
+		ck_assert_int_eq(a.count, 2);
+		ck_assert_int_eq(a.status[0], 0);
+		ck_assert_int_eq(a.status[1], 204);
 	}
 	env_close(&env);
 }

@@ -575,6 +575,33 @@ START_TEST(daemon_survives_a_database_restart)
 }
 END_TEST
 
+START_TEST(sighup_reloads_and_keeps_running)
+{
+	struct env env;
+	char *log_path, *log_text;
+	pid_t pid;
+
+	env_open(&env, "sighup");
+	provision(&env, "default", "/", "application/json");
+	pid = daemon_start(&env, "5");
+	produce(&env, NULL, "1", two_parties);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
+	kill(pid, SIGHUP);
+	produce(&env, NULL, "2", two_parties);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 5000), 2);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	log_path = tu_path(env.dir, "daemon.log");
+	log_text = tu_read_file(log_path, NULL);
+	ck_assert_ptr_nonnull(strstr(log_text, "SIGHUP: reloading"));
+	/* The reload reread the rows; unchanged, they are not rebuilt. */
+	ck_assert_int_eq(tu_count(log_text, "config loaded cloud_id=default"), 1);
+	free(log_text);
+	free(log_path);
+	env_close(&env);
+}
+END_TEST
+
 /* A relay with a short lease, logging to dir/name. */
 static pid_t relay_start(struct env *env, const char *name)
 {
@@ -841,6 +868,7 @@ static Suite *integration_suite(void)
 	if (getenv("SMARTRELAY_PG_STATE") != NULL)
 		tcase_add_test(daemon, daemon_survives_a_database_restart);
 	tcase_add_test(daemon, relays_take_over_a_killed_relays_events);
+	tcase_add_test(daemon, sighup_reloads_and_keeps_running);
 	tcase_add_test(daemon, sigterm_puts_back_what_outlives_grace);
 	tcase_add_test(daemon, sigterm_lets_transfers_finish_within_grace);
 	tcase_add_test(cli, usage_errors_exit_2);

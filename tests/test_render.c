@@ -474,6 +474,8 @@ static const char *const bad_utf8[] = {
 	"\xf4\x90\x80\x80",   /* above U+10FFFF */
 	"\xf8\x88\x80\x80\x80",
 	"\x80",
+	"\x9a\x8c",           /* continuation bytes alone */
+	"a\xbf\xbf\xbf",
 };
 
 START_TEST(scalar_invalid_utf8)
@@ -929,6 +931,8 @@ static const struct {
 	  "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"" },
 	{ { "k", RENDER_VALUE_TEXT, 0, "a\xff" "b\xc3" },
 	  "\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"" },
+	{ { "k", RENDER_VALUE_TEXT, 0, "\x9a\x8c" },
+	  "\"\xef\xbf\xbd\xef\xbf\xbd\"" },
 	{ { "k", RENDER_VALUE_TEXT, 0, "\xed\xa0\x80" },
 	  "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" },
 	{ { "k", RENDER_VALUE_JSON, 0,
@@ -1020,6 +1024,51 @@ START_TEST(json_record_large)
 }
 END_TEST
 
+/* ---- checking bodies from elsewhere -------------------------------------- */
+
+static const struct check_case {
+	enum content_kind kind;
+	const char *body;
+	int ok;
+} check_cases[] = {
+	{ CONTENT_JSON, "{\"a\":[1,\"x\"]}", 1 },
+	{ CONTENT_JSON, "\"just a string\"", 1 },
+	{ CONTENT_JSON, "{\"a\":1} trailing", 0 },
+	{ CONTENT_JSON, "{\"a\":\"\xff\"}", 0 },
+	{ CONTENT_JSON, "", 0 },
+	{ CONTENT_XML, "<r a=\"&quot;\">x &amp; y</r>", 1 },
+	{ CONTENT_XML, "<r>x & y</r>", 0 },
+	{ CONTENT_XML, "<r><a></r>", 0 },
+	{ CONTENT_XML, "<p:r>x</p:r>", 0 },
+	{ CONTENT_XML, "<r>\x01</r>", 0 },
+	{ CONTENT_XML, "", 0 },
+};
+
+START_TEST(check_body)
+{
+	const struct check_case *c = &check_cases[_i];
+	char err[256] = "";
+	int rc;
+
+	rc = render_check_body(c->kind, c->body, strlen(c->body), err,
+			       sizeof(err));
+	ck_assert_msg(rc == (c->ok ? 0 : -1), "\"%s\": %d (%s)", c->body, rc,
+		      err);
+	if (!c->ok)
+		ck_assert_msg(err[0] != '\0', "\"%s\": no reason", c->body);
+}
+END_TEST
+
+START_TEST(check_body_invalid_kind)
+{
+	char err[256] = "";
+
+	ck_assert_int_eq(render_check_body((enum content_kind)7, "{}", 2, err,
+					   sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "kind"));
+}
+END_TEST
+
 /* ---- the suite ---------------------------------------------------------- */
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -1061,6 +1110,8 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, parties_json_built);
 	tcase_add_test(tc, json_record_order);
 	tcase_add_test(tc, json_record_large);
+	tcase_add_loop_test(tc, check_body, 0, N(check_cases));
+	tcase_add_test(tc, check_body_invalid_kind);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -3,7 +3,7 @@
  *
  * One thread, one epoll loop, non-blocking keep-alive connections. It can
  * record every request's exact bytes and answers according to the request
- * path (/status/NNN, /seq/..., /hang, /reset, /slow/MS, /endless/NNN,
+ * path (/status/NNN, /seq/..., /hang, /reset, /resetmid, /slow/MS, /endless/NNN,
  * /random/P, /close, /basic/USER/PASS, /digest/USER/PASS), so tests can
  * inject every fault the relay must survive and check its credentials.
  * Every buffer is bounded; a peer that sends too much is stopped or cut off.
@@ -155,7 +155,9 @@ struct request {
 	char id[ID_MAX + 1];
 };
 
-enum action_kind { ACT_ANSWER, ACT_HANG, ACT_RESET, ACT_SLOW, ACT_ENDLESS };
+enum action_kind {
+	ACT_ANSWER, ACT_HANG, ACT_RESET, ACT_RESET_MID, ACT_SLOW, ACT_ENDLESS
+};
 
 struct action {
 	enum action_kind kind;
@@ -650,7 +652,7 @@ static int parse_status(const char *text, size_t len, int *status)
 	return 0;
 }
 
-/* The k-th code of a /seq list: a status, "reset" or "hang". */
+/* The k-th code of a /seq list: a status, "reset", "resetmid" or "hang". */
 static void route_seq(struct server *s, const struct request *req,
 		      const char *list, size_t len, struct action *act)
 {
@@ -679,6 +681,8 @@ static void route_seq(struct server *s, const struct request *req,
 		k = (unsigned)count - 1;
 	if (equals_nocase(items[k], lens[k], "reset"))
 		act->kind = ACT_RESET;
+	else if (equals_nocase(items[k], lens[k], "resetmid"))
+		act->kind = ACT_RESET_MID;
 	else if (equals_nocase(items[k], lens[k], "hang"))
 		act->kind = ACT_HANG;
 	else if (parse_status(items[k], lens[k], &act->status) != 0)
@@ -882,6 +886,8 @@ static void route(struct server *s, const struct request *req,
 		act->kind = ACT_HANG;
 	} else if (len == 6 && memcmp(p, "/reset", 6) == 0) {
 		act->kind = ACT_RESET;
+	} else if (len == 9 && memcmp(p, "/resetmid", 9) == 0) {
+		act->kind = ACT_RESET_MID;
 	} else if (has_prefix(p, len, "/slow/", &rest)) {
 		if (parse_decimal(p + rest, len - rest, 24 * 3600 * 1000, &n) != 0) {
 			act->status = 400;
@@ -1013,8 +1019,8 @@ static int handle_request(struct server *s, struct conn *c, const char *raw,
 
 	s->requests++;
 	route(s, req, &act);
-	recorded_status = act.kind == ACT_HANG || act.kind == ACT_RESET ?
-			  0 : act.status;
+	recorded_status = act.kind == ACT_HANG || act.kind == ACT_RESET ||
+			  act.kind == ACT_RESET_MID ? 0 : act.status;
 	record_request(s, raw, total);
 	record_id(s, c, req->id, recorded_status, wall_ms());
 	switch (act.kind) {
@@ -1029,6 +1035,15 @@ static int handle_request(struct server *s, struct conn *c, const char *raw,
 	case ACT_RESET:
 		reset_connection(c);
 		return -1;
+	case ACT_RESET_MID: {
+		/* Half of a 204's head, then a reset: a client must not take
+		 * the status line alone for a delivery. */
+		static const char half[] = "HTTP/1.1 204 No Content\r\nContent-Le";
+
+		(void)send(c->fd, half, sizeof(half) - 1, MSG_NOSIGNAL);
+		reset_connection(c);
+		return -1;
+	}
 	case ACT_SLOW:
 		c->deadline = mono_ms() + act.delay_ms;
 		conn_set_state(s, c, CONN_SLOW);
@@ -1419,7 +1434,7 @@ static void usage(FILE *f)
 		"usage: receiver [--port N] [--port-file F] [--record F] [--ids F]\n"
 		"                [--status N] [--seed N] [--max-seconds N] [--quiet]\n"
 		"A loopback HTTP/1.1 server on 127.0.0.1 for tests and benchmarks.\n"
-		"Paths: /status/NNN[?retry_after=X] /seq/A,B,... /hang /reset\n"
+		"Paths: /status/NNN[?retry_after=X] /seq/A,B,... /hang /reset /resetmid\n"
 		"       /slow/MS /endless/NNN /random/P /close /basic/USER/PASS\n"
 		"       /digest/USER/PASS; others get --status.\n");
 }
