@@ -60,6 +60,13 @@ int store_open(const char *path, enum store_mode mode, struct store **out,
 
 void store_close(struct store *store);
 
+/*
+ * DB as logs and messages may show it: a PostgreSQL URI without the
+ * password of its user info or its password= parameter; any other DB as
+ * it is. Writes at most outlen bytes, cut short if need be.
+ */
+void store_display_name(const char *path, char *out, size_t outlen);
+
 /* The text of the last failure on this store (borrowed). */
 const char *store_errmsg(const struct store *store);
 

@@ -1146,7 +1146,10 @@ int relay_run(const char *db_path, const struct relay_options *options)
 	void (*old_xfsz)(int);
 	int64_t recovered = 0;
 	int status = 1;
+	char shown[512];
 
+	/* Logs name the database without its password. */
+	store_display_name(db_path, shown, sizeof(shown));
 	/* Past a file size limit a write then fails (EFBIG) like a full disk,
 	 * which the store reports and retries, instead of killing the relay. */
 	old_xfsz = signal(SIGXFSZ, SIG_IGN);
@@ -1162,7 +1165,7 @@ int relay_run(const char *db_path, const struct relay_options *options)
 	if (store_recover_leases(relay.store, relay.once_start_ms, &recovered)
 	    != STORE_OK ||
 	    store_max_event_id(relay.store, &relay.once_max_id) != STORE_OK) {
-		log_error("%s: %s", db_path, store_errmsg(relay.store));
+		log_error("%s: %s", shown, store_errmsg(relay.store));
 		goto out;
 	}
 	metrics_recovered(relay.metrics, recovered);
@@ -1172,7 +1175,7 @@ int relay_run(const char *db_path, const struct relay_options *options)
 	check_changes(&relay, 1);
 	apps_find_unknown(&relay);
 	relay.next_sweep_ms = time_mono_ms() + SWEEP_INTERVAL_MS;
-	log_info("relay started db=%s concurrency=%d once=%d", db_path,
+	log_info("relay started db=%s concurrency=%d once=%d", shown,
 		 options->concurrency, options->once);
 	status = relay_loop(&relay);
 	log_info("relay stopped");

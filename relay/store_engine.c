@@ -9,6 +9,7 @@
  */
 #include "store_engine.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const struct store_engine *engine_of(const struct store *store)
@@ -29,6 +30,38 @@ int store_open(const char *path, enum store_mode mode, struct store **out,
 		store_is_pg(path) ? &store_pg_engine : &store_sqlite_engine;
 
 	return engine->open(path, mode, out, err, errlen);
+}
+
+void store_display_name(const char *path, char *out, size_t outlen)
+{
+	const char *start, *at, *colon, *query;
+	size_t hostpart, len;
+
+	if (outlen == 0)
+		return;
+	if (!store_is_pg(path)) {
+		snprintf(out, outlen, "%s", path);
+		return;
+	}
+	start = strstr(path, "://") + 3;
+	hostpart = strcspn(start, "/?");
+	at = memchr(start, '@', hostpart);
+	colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+	if (colon != NULL)
+		snprintf(out, outlen, "%.*s%s", (int)(colon - path), path, at);
+	else
+		snprintf(out, outlen, "%s", path);
+	/* A password among the parameters: everything from it on goes. */
+	query = strchr(out, '?');
+	if (query != NULL) {
+		char *secret = strstr(query, "password=");
+
+		if (secret != NULL) {
+			len = (size_t)(secret - out) + strlen("password=");
+			if (len + 4 <= outlen)
+				memcpy(secret + strlen("password="), "***", 4);
+		}
+	}
 }
 
 void store_close(struct store *store)

@@ -679,22 +679,6 @@ static int tx_end(struct store *store, int rc)
 
 /* ---- opening ----------------------------------------------------------- */
 
-/* The URI as it may be shown: without the password of its user info. */
-static void name_set(struct store *store, const char *uri)
-{
-	const char *scheme = strstr(uri, "://");
-	const char *start = scheme ? scheme + 3 : uri;
-	size_t hostpart = strcspn(start, "/?");
-	const char *at = memchr(start, '@', hostpart);
-	const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
-
-	if (colon == NULL)
-		snprintf(store->name, sizeof store->name, "%s", uri);
-	else
-		snprintf(store->name, sizeof store->name, "%.*s%s",
-			 (int)(colon - uri), uri, at);
-}
-
 /* The notices of our own DDL (IF EXISTS and the like) are not news. */
 static void notice_ignore(void *arg, const char *message)
 {
@@ -815,7 +799,7 @@ static int pg_store_open(const char *path, enum store_mode mode,
 	}
 	store->head.engine = &store_pg_engine;
 	store->busy_timeout_ms = STORE_BUSY_TIMEOUT_MS;
-	name_set(store, path);
+	store_display_name(path, store->name, sizeof store->name);
 	store->conn = PQconnectdb(path);
 	if (store->conn == NULL) {
 		store_seterr(store, "%s: out of memory", store->name);

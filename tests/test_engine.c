@@ -290,6 +290,21 @@ START_TEST(another_connections_insert_is_a_change)
 }
 END_TEST
 
+START_TEST(display_name_hides_passwords)
+{
+	char shown[128];
+
+	store_display_name("postgresql://relay:s3cret@db.example:5433/outbox",
+			   shown, sizeof(shown));
+	ck_assert_str_eq(shown, "postgresql://relay@db.example:5433/outbox");
+	store_display_name("postgres://db.example/outbox?password=s3cret",
+			   shown, sizeof(shown));
+	ck_assert_str_eq(shown, "postgres://db.example/outbox?password=***");
+	store_display_name("/var/lib/smartrelay/relay.db", shown, sizeof(shown));
+	ck_assert_str_eq(shown, "/var/lib/smartrelay/relay.db");
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -300,6 +315,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, late_outcome_of_a_taken_over_claim_is_refused);
 	tcase_add_test(tc, parties_must_be_a_json_array);
 	tcase_add_test(tc, another_connections_insert_is_a_change);
+	tcase_add_test(tc, display_name_hides_passwords);
 	suite_add_tcase(s, tc);
 	return s;
 }
