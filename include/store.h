@@ -1,8 +1,11 @@
 /*
  * store.h - the outbox database: the only module that speaks SQL.
  *
- * Owns the connection, the schema migrations (sql/NNN_*.sql, applied under
- * PRAGMA user_version), and one table of named statements prepared at open.
+ * One interface, two engines: a DB that starts with postgresql:// or
+ * postgres:// is a PostgreSQL connection URI (libpq), anything else an SQLite
+ * file. Owns the connection, the schema migrations (sql/NNN_*.sql under
+ * PRAGMA user_version; sql/pg/NNN_*.sql under the schema_version table), and
+ * one table of named statements prepared at open.
  * Every function returns STORE_OK, STORE_BUSY (the database stayed locked
  * past the busy timeout and retries: try again later) or STORE_ERROR; the
  * reason of the last failure is store_errmsg(). Row states move only
@@ -46,7 +49,7 @@ const char *store_status_name(enum event_status status);
 int store_status_parse(const char *name, enum event_status *status);
 
 /*
- * Opens the database at path. STORE_OPEN_CREATE creates it with its -wal and
+ * Opens the database at path (a file, or a PostgreSQL URI). STORE_OPEN_CREATE creates it with its -wal and
  * -shm files readable by the owner only, and applies pending migrations;
  * STORE_OPEN_EXISTING refuses a missing file or a schema that is older or
  * newer than this program's. Returns STORE_OK with a new store in *out, or
@@ -56,6 +59,13 @@ int store_open(const char *path, enum store_mode mode, struct store **out,
 	       char *err, size_t errlen);
 
 void store_close(struct store *store);
+
+/*
+ * DB as logs and messages may show it: a PostgreSQL URI without the
+ * password of its user info or its password= parameter; any other DB as
+ * it is. Writes at most outlen bytes, cut short if need be.
+ */
+void store_display_name(const char *path, char *out, size_t outlen);
 
 /* The text of the last failure on this store (borrowed). */
 const char *store_errmsg(const struct store *store);
@@ -83,6 +93,14 @@ void store_set_tx_hook(struct store *store, void (*hook)(void *arg),
  * call (PRAGMA data_version), else 0. The first call reports a change.
  */
 int store_data_changed(struct store *store, int *changed);
+
+/*
+ * A descriptor that becomes readable when another connection may have
+ * changed the data (PostgreSQL's LISTEN socket), or -1 when there is none
+ * (SQLite): then poll store_data_changed. It may change after a failure:
+ * ask again before each wait.
+ */
+int store_wait_fd(struct store *store);
 
 /* ---- configuration ---------------------------------------------------- */
 

@@ -22,6 +22,7 @@ int cmd_init(int argc, char **argv)
 	struct store *store = NULL;
 	const char *db;
 	char err[512];
+	char shown[512];
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -36,6 +37,7 @@ int cmd_init(int argc, char **argv)
 	if (store_open(db, STORE_OPEN_CREATE, &store, err, sizeof(err)) != STORE_OK)
 		return cli_runtime_error("init", "%s", err);
 	store_close(store);
-	printf("%s: schema version %d\n", db, store_schema_version());
+	store_display_name(db, shown, sizeof(shown));
+	printf("%s: schema version %d\n", shown, store_schema_version());
 	return 0;
 }

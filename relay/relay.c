@@ -938,7 +938,8 @@ static int wait_ms(struct relay *relay)
 {
 	int64_t now = time_now_ms(), wait;
 
-	wait = relay->watch_fd >= 0 ? IDLE_WAIT_MS : IDLE_POLL_MS;
+	wait = relay->watch_fd >= 0 || store_wait_fd(relay->store) >= 0
+		? IDLE_WAIT_MS : IDLE_POLL_MS;
 	if (relay->rechecks > 0)
 		wait = WAL_RECHECK_MS;
 	if (relay->done)
@@ -1024,9 +1025,13 @@ static int signals_open(sigset_t *old)
 static int relay_loop(struct relay *relay)
 {
 	for (;;) {
-		/* A -1 (no watch, no metrics) is never ready. */
-		int fds[3] = { relay->signal_fd, relay->watch_fd,
-			       metrics_fd(relay->metrics) };
+		/* A -1 (no watch, no metrics) is never ready. The store's
+		 * descriptor (PostgreSQL's notifications) is read by
+		 * check_changes, which a resting store skips. */
+		int fds[4] = { relay->signal_fd, relay->watch_fd,
+			       metrics_fd(relay->metrics),
+			       store_resting(relay) ? -1
+						    : store_wait_fd(relay->store) };
 		unsigned ready = 0;
 		int64_t now_mono = time_mono_ms();
 
@@ -1043,7 +1048,7 @@ static int relay_loop(struct relay *relay)
 		metrics_in_flight(relay->metrics, transfer_pool_active(relay->pool));
 		if (transfer_pool_poll(relay->pool,
 				       metrics_wait_ms(relay->metrics, wait_ms(relay)),
-				       fds, 3, &ready) != 0) {
+				       fds, 4, &ready) != 0) {
 			log_error("transfer poll failed");
 			return 1;
 		}
@@ -1141,7 +1146,10 @@ int relay_run(const char *db_path, const struct relay_options *options)
 	void (*old_xfsz)(int);
 	int64_t recovered = 0;
 	int status = 1;
+	char shown[512];
 
+	/* Logs name the database without its password. */
+	store_display_name(db_path, shown, sizeof(shown));
 	/* Past a file size limit a write then fails (EFBIG) like a full disk,
 	 * which the store reports and retries, instead of killing the relay. */
 	old_xfsz = signal(SIGXFSZ, SIG_IGN);
@@ -1157,7 +1165,7 @@ int relay_run(const char *db_path, const struct relay_options *options)
 	if (store_recover_leases(relay.store, relay.once_start_ms, &recovered)
 	    != STORE_OK ||
 	    store_max_event_id(relay.store, &relay.once_max_id) != STORE_OK) {
-		log_error("%s: %s", db_path, store_errmsg(relay.store));
+		log_error("%s: %s", shown, store_errmsg(relay.store));
 		goto out;
 	}
 	metrics_recovered(relay.metrics, recovered);
@@ -1167,7 +1175,7 @@ int relay_run(const char *db_path, const struct relay_options *options)
 	check_changes(&relay, 1);
 	apps_find_unknown(&relay);
 	relay.next_sweep_ms = time_mono_ms() + SWEEP_INTERVAL_MS;
-	log_info("relay started db=%s concurrency=%d once=%d", db_path,
+	log_info("relay started db=%s concurrency=%d once=%d", shown,
 		 options->concurrency, options->once);
 	status = relay_loop(&relay);
 	log_info("relay stopped");

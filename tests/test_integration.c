@@ -34,7 +34,7 @@ static void env_open(struct env *env, const char *name)
 	char *out = NULL;
 
 	env->dir = tu_tmpdir(name);
-	env->db = tu_path(env->dir, "relay.db");
+	env->db = tu_db(env->dir);
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "init",
 				       env->db, NULL), 0);
 	ck_assert_ptr_nonnull(strstr(out, "schema version"));
@@ -535,6 +535,46 @@ START_TEST(daemon_delivers_new_events_and_config_changes)
 }
 END_TEST
 
+/*
+ * PostgreSQL only: the server restarts under a running relay, which reports
+ * the lost connection, reconnects once it answers, and delivers what was
+ * produced meanwhile.
+ */
+START_TEST(daemon_survives_a_database_restart)
+{
+	char *restart[] = {
+		(char *)"/bin/sh", getenv("SMARTRELAY_PG_SERVER"),
+		(char *)"restart", getenv("SMARTRELAY_PG_STATE"), NULL,
+	};
+	struct env env;
+	char *log_path, *log;
+	int64_t id;
+	pid_t pid;
+
+	env_open(&env, "pgrestart");
+	provision(&env, "default", "/", "application/json");
+	pid = daemon_start(&env, "5");
+	produce(&env, NULL, "1", two_parties);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 10000), 1);
+
+	ck_assert_int_eq(tu_run(restart, 60000, NULL, NULL), 0);
+	id = produce(&env, NULL, "2", two_parties);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 30000), 2);
+
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	log_path = tu_path(env.dir, "daemon.log");
+	log = tu_read_file(log_path, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_msg(tu_count(log, "reconnected") == 1, "%s", log);
+	ck_assert_msg(tu_count(log, "database answers again") == 1, "%s", log);
+	free(log);
+	free(log_path);
+	env_close(&env);
+}
+END_TEST
+
 START_TEST(sighup_reloads_and_keeps_running)
 {
 	struct env env;
@@ -558,6 +598,79 @@ START_TEST(sighup_reloads_and_keeps_running)
 	ck_assert_int_eq(tu_count(log_text, "config loaded cloud_id=default"), 1);
 	free(log_text);
 	free(log_path);
+	env_close(&env);
+}
+END_TEST
+
+/* A relay with a short lease, logging to dir/name. */
+static pid_t relay_start(struct env *env, const char *name)
+{
+	char *log_path = tu_path(env->dir, name);
+	char *argv[] = {
+		getenv("SMARTRELAY_BIN"), (char *)"run", env->db,
+		(char *)"--timeout", (char *)"1", (char *)"--lease", (char *)"2",
+		(char *)"--grace", (char *)"0", NULL,
+	};
+	pid_t pid = tu_spawn(argv, NULL, log_path);
+
+	free(log_path);
+	return pid;
+}
+
+static int count_in(struct env *env, const char *name, const char *needle)
+{
+	char *path = tu_path(env->dir, name);
+	char *text = tu_read_file(path, NULL);
+	int n;
+
+	ck_assert_ptr_nonnull(text);
+	n = tu_count(text, needle);
+	free(text);
+	free(path);
+	return n;
+}
+
+/*
+ * Relays share one outbox: one claims every event and is killed with
+ * SIGKILL mid-transfer; once its leases run out, two others take the events
+ * over and deliver each once, with no attempt counted for the lost one.
+ */
+START_TEST(relays_take_over_a_killed_relays_events)
+{
+	enum { EVENTS = 40 };
+	struct env env;
+	int64_t ids[EVENTS];
+	pid_t first, others[2];
+
+	env_open(&env, "takeover");
+	provision(&env, "default", "/slow/10000", "application/json");
+	for (int i = 0; i < EVENTS; i++)
+		ids[i] = produce(&env, NULL, "1", two_parties);
+	first = relay_start(&env, "first.log");
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, EVENTS, 10000), EVENTS);
+	kill(first, SIGKILL);
+	ck_assert_int_eq(tu_wait(first, 5000), 128 + SIGKILL);
+
+	provision(&env, "default", "/", "application/json");
+	others[0] = relay_start(&env, "second.log");
+	others[1] = relay_start(&env, "third.log");
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2 * EVENTS, 20000),
+			 2 * EVENTS);
+	for (int i = 0; i < 2; i++) {
+		kill(others[i], SIGTERM);
+		ck_assert_int_eq(tu_wait(others[i], 5000), 0);
+	}
+	for (int i = 0; i < EVENTS; i++) {
+		struct row row = fetch(&env, ids[i]);
+
+		ck_assert_str_eq(row.status, "delivered");
+		ck_assert_int_eq(row.attempts, 1);
+		ck_assert_int_eq(row.attempt_rows, 1);
+	}
+	ck_assert_int_eq(count_in(&env, "second.log", "lease expired") +
+			 count_in(&env, "third.log", "lease expired"), EVENTS);
+	ck_assert_int_eq(count_in(&env, "second.log", "outcome=delivered") +
+			 count_in(&env, "third.log", "outcome=delivered"), EVENTS);
 	env_close(&env);
 }
 END_TEST
@@ -752,6 +865,9 @@ static Suite *integration_suite(void)
 	tcase_add_test(outcomes, gone_disables_endpoint_until_enabled);
 	tcase_add_test(outcomes, busy_app_does_not_starve_another);
 	tcase_add_test(daemon, daemon_delivers_new_events_and_config_changes);
+	if (getenv("SMARTRELAY_PG_STATE") != NULL)
+		tcase_add_test(daemon, daemon_survives_a_database_restart);
+	tcase_add_test(daemon, relays_take_over_a_killed_relays_events);
 	tcase_add_test(daemon, sighup_reloads_and_keeps_running);
 	tcase_add_test(daemon, sigterm_puts_back_what_outlives_grace);
 	tcase_add_test(daemon, sigterm_lets_transfers_finish_within_grace);

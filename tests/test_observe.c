@@ -33,7 +33,7 @@ struct env {
 static void env_open(struct env *env, const char *name)
 {
 	env->dir = tu_tmpdir(name);
-	env->db = tu_path(env->dir, "relay.db");
+	env->db = tu_db(env->dir);
 	env->log = tu_path(env->dir, "daemon.log");
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "init",
 				       env->db, NULL), 0);

@@ -76,6 +76,40 @@ char *tu_path(const char *dir, const char *file)
 	return xstrdup_printf("%s/%s", dir, file);
 }
 
+char *tu_db(const char *dir)
+{
+	static unsigned counter;
+	const char *base = getenv("SMARTRELAY_TEST_DB_URI");
+	const char *bin = getenv("SMARTRELAY_PG_BIN");
+	struct timespec ts;
+	char *name, *createdb, *maintenance, *err = NULL;
+	int status;
+
+	if (base == NULL || *base == '\0')
+		return tu_path(dir, "relay.db");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	name = xstrdup_printf("t_%ld_%u_%ld", (long)getpid(), counter++,
+			      (long)ts.tv_nsec);
+	createdb = xstrdup_printf("%s/createdb",
+				  bin && *bin ? bin : "/usr/lib/postgresql/15/bin");
+	maintenance = xstrdup_printf("--maintenance-db=%s/postgres", base);
+	{
+		char *const argv[] = { createdb, maintenance, name, NULL };
+
+		status = tu_run(argv, 30000, NULL, &err);
+	}
+	ck_assert_msg(status == 0, "createdb %s: %s", name, err ? err : "");
+	free(err);
+	free(maintenance);
+	free(createdb);
+	{
+		char *uri = xstrdup_printf("%s/%s", base, name);
+
+		free(name);
+		return uri;
+	}
+}
+
 char *tu_read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");

@@ -16,6 +16,14 @@
 /* A new empty directory under $SMARTRELAY_TMP named after name. */
 char *tu_tmpdir(const char *name);
 
+/*
+ * A new database for one test, not yet initialised: with
+ * SMARTRELAY_TEST_DB_URI set (the base URI of a PostgreSQL server, see
+ * tools/pg-server.sh) a new empty database on that server, made with
+ * createdb from $SMARTRELAY_PG_BIN; else the SQLite path dir/relay.db.
+ */
+char *tu_db(const char *dir);
+
 /* dir + "/" + file. */
 char *tu_path(const char *dir, const char *file);
 

@@ -5,7 +5,9 @@
 # receiver that fails a share of requests at random. At the end every event must be 'delivered' and the receiver must
 # have answered 204 to each webhook-id at least once.
 #   usage: tools/chaos.sh BIN/smartrelay BUILD/tools/receiver DIR
-#          [--events N] [--kills K] [--fail P] [--seed S]
+#          [--events N] [--kills K] [--fail P] [--seed S] [--db URI]
+# --db runs it on an empty PostgreSQL database instead of DIR/relay.db, the
+# producers inserting with psql.
 # Prints "lost=N duplicates=M events=E kills=K" and exits 1 when lost > 0
 # (an event not delivered, or delivered without the receiver's 204).
 set -eu
@@ -24,6 +26,7 @@ while [ $# -gt 0 ]; do
 	--kills) kills=$2 ;;
 	--fail) fail=$2 ;;
 	--seed) seed=$2 ;;
+	--db) db=$2 ;;
 	*) echo "chaos: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift 2
@@ -39,7 +42,11 @@ settle_seconds=300
 
 rm -rf "$dir"
 mkdir -p "$dir"
-db=$dir/relay.db
+db=${db:-$dir/relay.db}
+case $db in
+postgres://* | postgresql://*) engine=pg ;;
+*) engine=sqlite ;;
+esac
 pids=(0 0)
 receiver_pid=0
 producer_pid=0
@@ -65,10 +72,18 @@ done
 	"http://127.0.0.1:$(cat "$dir/port")/random/$fail"
 "$relay" config "$db" set smartContactNotificationContentType application/json
 
-# The producer: batches of inserts, one sqlite3 transaction each.
+# SQL from stdin through the engine's own client, as a producer's would be.
+sql() {
+	if [ $engine = pg ]; then
+		psql -qAtX -v ON_ERROR_STOP=1 "$db"
+	else
+		sqlite3 -cmd ".timeout 30000" "$db"
+	fi
+}
+
+# The producer: batches of inserts, one transaction each.
 batch_sql() {
 	local n
-	echo ".timeout 30000"
 	echo "BEGIN;"
 	for ((n = $1; n < $2; n++)); do
 		echo "INSERT INTO outbox (new_smart_number, network_id, new_smart_uri, interested_parties)" \
@@ -85,7 +100,7 @@ produce() {
 	local mean=$((kills * 1000 * batch / events))
 	while [ $n -lt "$events" ]; do
 		end=$((n + batch < events ? n + batch : events))
-		batch_sql $n $end | sqlite3 "$db" >/dev/null
+		batch_sql $n $end | sql >/dev/null
 		n=$end
 		pause=$((RANDOM % (2 * mean + 1)))
 		sleep "$((pause / 1000)).$(printf '%03d' $((pause % 1000)))"
@@ -144,8 +159,7 @@ producer_pid=0
 # Calm: one relay delivers what is left.
 if running 1; then stop_relay 1; fi
 for ((waited = 0; waited < settle_seconds * 10; waited++)); do
-	left=$(sqlite3 "$db" ".timeout 30000" \
-		"SELECT count(*) FROM outbox WHERE status <> 'delivered'")
+	left=$(echo "SELECT count(*) FROM outbox WHERE status <> 'delivered'" | sql)
 	[ "$left" -eq 0 ] && break
 	sleep 0.1
 done
@@ -154,8 +168,8 @@ kill -TERM $receiver_pid
 wait $receiver_pid 2>/dev/null || true
 receiver_pid=0
 
-total=$(sqlite3 "$db" "SELECT count(*) FROM outbox")
-sqlite3 "$db" "SELECT id FROM outbox WHERE status = 'delivered' ORDER BY id" \
+total=$(echo "SELECT count(*) FROM outbox" | sql)
+echo "SELECT id FROM outbox WHERE status = 'delivered' ORDER BY id" | sql \
 	| sort >"$dir/delivered"
 awk '$2 == 204 { print $1 }' "$dir/ids" | sort >"$dir/answered"
 sort -u "$dir/answered" >"$dir/answered.unique"
@@ -167,7 +181,7 @@ locked=$(cat "$dir"/relay-*.log | grep -c "locked" || true)
 
 # For a post-mortem: the rows not delivered, and those the receiver never
 # answered 204.
-sqlite3 "$db" "SELECT id, status FROM outbox WHERE status <> 'delivered'" \
+echo "SELECT id, status FROM outbox WHERE status <> 'delivered'" | sql \
 	>"$dir/undelivered"
 comm -23 "$dir/delivered" "$dir/answered.unique" >"$dir/unanswered"
 

@@ -1,11 +1,12 @@
 /*
- * store.c - the outbox database behind store.h.
+ * store_sqlite.c - the SQLite engine of the outbox database (store.h).
  *
  * Owns the SQLite connection, the migrations embedded from sql/, and the one
  * table of named statements, all prepared at open. This is the only file
  * that includes sqlite3.h; every sqlite3_* result goes through store_check().
  */
 #include "store.h"
+#include "store_engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -370,6 +371,7 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 };
 
 struct store {
+	struct store_head head;
 	sqlite3 *db;
 	sqlite3_stmt *stmts[STMT_COUNT];
 	int have_data_version;
@@ -412,7 +414,7 @@ int store_schema_version(void)
 	return migrations[MIGRATION_COUNT - 1].version;
 }
 
-const char *store_errmsg(const struct store *store)
+static const char *sqlite_store_errmsg(const struct store *store)
 {
 	return store->errmsg;
 }
@@ -822,8 +824,10 @@ static int schema_prepare(struct store *store, const char *path,
 	return rc;
 }
 
-int store_open(const char *path, enum store_mode mode, struct store **out,
-	       char *err, size_t errlen)
+static void sqlite_store_close(struct store *store);
+
+static int sqlite_store_open(const char *path, enum store_mode mode,
+			     struct store **out, char *err, size_t errlen)
 {
 	struct store *store;
 	int rc;
@@ -835,6 +839,7 @@ int store_open(const char *path, enum store_mode mode, struct store **out,
 			snprintf(err, errlen, "%s: out of memory", path);
 		return STORE_ERROR;
 	}
+	store->head.engine = &store_sqlite_engine;
 	if (mode == STORE_OPEN_CREATE)
 		rc = file_create(store, path);
 	else
@@ -874,11 +879,11 @@ int store_open(const char *path, enum store_mode mode, struct store **out,
 out:
 	if (store != NULL && errlen > 0)
 		snprintf(err, errlen, "%s", store->errmsg);
-	store_close(store);
+	sqlite_store_close(store);
 	return rc;
 }
 
-void store_close(struct store *store)
+static void sqlite_store_close(struct store *store)
 {
 	if (store == NULL)
 		return;
@@ -895,20 +900,20 @@ void store_close(struct store *store)
 	free(store);
 }
 
-int store_set_busy_timeout(struct store *store, int timeout_ms)
+static int sqlite_store_set_busy_timeout(struct store *store, int timeout_ms)
 {
 	return store_check(store, "busy_timeout",
 			   sqlite3_busy_timeout(store->db, timeout_ms));
 }
 
-void store_set_tx_hook(struct store *store, void (*hook)(void *arg),
-		       void *arg)
+static void sqlite_store_set_tx_hook(struct store *store,
+				     void (*hook)(void *arg), void *arg)
 {
 	store->tx_hook = hook;
 	store->tx_hook_arg = arg;
 }
 
-int store_data_changed(struct store *store, int *changed)
+static int sqlite_store_data_changed(struct store *store, int *changed)
 {
 	int row = 0;
 	int rc = stmt_step(store, STMT_DATA_VERSION, &row);
@@ -926,6 +931,13 @@ int store_data_changed(struct store *store, int *changed)
 		rc = STORE_ERROR;
 	}
 	return stmt_reset(store, STMT_DATA_VERSION, rc);
+}
+
+/* The data_version check is a query: there is nothing to wait on. */
+static int sqlite_store_wait_fd(struct store *store)
+{
+	(void)store;
+	return -1;
 }
 
 /* ---- configuration ------------------------------------------------------ */
@@ -963,7 +975,7 @@ static int array_grow(struct store *store, void **array, size_t *cap,
 	return STORE_OK;
 }
 
-int store_config_list(struct store *store, const char *cloud_id,
+static int sqlite_store_config_list(struct store *store, const char *cloud_id,
 		      struct config_row **rows, size_t *count)
 {
 	struct config_row *list = NULL;
@@ -1001,7 +1013,7 @@ int store_config_list(struct store *store, const char *cloud_id,
 	return STORE_OK;
 }
 
-int store_config_set(struct store *store, const char *cloud_id,
+static int sqlite_store_config_set(struct store *store, const char *cloud_id,
 		     const char *key, const char *value)
 {
 	int rc = tx_begin(store);
@@ -1020,7 +1032,7 @@ int store_config_set(struct store *store, const char *cloud_id,
 	return tx_end(store, rc);
 }
 
-int store_config_unset(struct store *store, const char *cloud_id,
+static int sqlite_store_config_unset(struct store *store, const char *cloud_id,
 		       const char *key, int *removed)
 {
 	int64_t changes = 0;
@@ -1048,8 +1060,8 @@ static int64_t size_to_int64(size_t n)
 	return n > (size_t)INT64_MAX ? INT64_MAX : (int64_t)n;
 }
 
-int store_pending_cloud_ids(struct store *store, size_t max, char ***ids,
-			    size_t *count)
+static int sqlite_store_pending_cloud_ids(struct store *store, size_t max,
+					  char ***ids, size_t *count)
 {
 	char **list = NULL;
 	size_t n = 0, cap = 0;
@@ -1113,8 +1125,8 @@ static int enqueue_row(struct store *store, const struct new_event *event,
 	return rc;
 }
 
-int store_enqueue(struct store *store, const struct new_event *event,
-		  int64_t *id)
+static int sqlite_store_enqueue(struct store *store,
+				const struct new_event *event, int64_t *id)
 {
 	int rc = tx_begin(store);
 
@@ -1123,8 +1135,9 @@ int store_enqueue(struct store *store, const struct new_event *event,
 	return tx_end(store, enqueue_row(store, event, id));
 }
 
-int store_enqueue_batch(struct store *store, const struct new_event *events,
-			size_t count, int64_t *ids)
+static int sqlite_store_enqueue_batch(struct store *store,
+				      const struct new_event *events,
+				      size_t count, int64_t *ids)
 {
 	int rc = STORE_OK;
 	size_t i;
@@ -1225,8 +1238,9 @@ static void claimed_free(struct claimed *rows, size_t count)
 	free(rows);
 }
 
-int store_claim(struct store *store, const struct claim_request *request,
-		struct event **events, size_t *count)
+static int sqlite_store_claim(struct store *store,
+			      const struct claim_request *request,
+			      struct event **events, size_t *count)
 {
 	char now[TIME_TEXT_SIZE], lease[TIME_TEXT_SIZE];
 	struct claimed *rows = NULL;
@@ -1292,7 +1306,7 @@ out:
 	return rc;
 }
 
-int store_max_event_id(struct store *store, int64_t *id)
+static int sqlite_store_max_event_id(struct store *store, int64_t *id)
 {
 	int row = 0;
 	int rc = stmt_step(store, STMT_MAX_EVENT_ID, &row);
@@ -1309,8 +1323,8 @@ struct taken_over {
 	char *cloud_id;
 };
 
-int store_recover_leases(struct store *store, int64_t now_ms,
-			 int64_t *recovered)
+static int sqlite_store_recover_leases(struct store *store, int64_t now_ms,
+				       int64_t *recovered)
 {
 	char now[TIME_TEXT_SIZE];
 	struct taken_over *list = NULL;
@@ -1362,7 +1376,8 @@ int store_recover_leases(struct store *store, int64_t now_ms,
 	return rc;
 }
 
-int store_next_due(struct store *store, const char *cloud_id, int64_t *due_ms)
+static int sqlite_store_next_due(struct store *store, const char *cloud_id,
+				 int64_t *due_ms)
 {
 	const char *due = NULL;
 	int row = 0;
@@ -1535,8 +1550,9 @@ static int outcome_alone(struct store *store, const struct outcome *o,
 	return rc;
 }
 
-int store_record(struct store *store, const struct outcome *outcomes,
-		 size_t count, size_t *refused)
+static int sqlite_store_record(struct store *store,
+			       const struct outcome *outcomes, size_t count,
+			       size_t *refused)
 {
 	size_t fenced = 0;
 	int rc = STORE_OK;
@@ -1574,7 +1590,7 @@ int store_record(struct store *store, const struct outcome *outcomes,
 	return rc;
 }
 
-int store_release(struct store *store, const int64_t *ids,
+static int sqlite_store_release(struct store *store, const int64_t *ids,
 		  const int64_t *tokens, size_t count)
 {
 	int rc;
@@ -1642,9 +1658,10 @@ static int history_read(struct store *store, struct history_row *h)
 	return rc;
 }
 
-int store_history(struct store *store, const struct history_filter *filter,
-		  int (*each)(const struct history_row *row, void *arg),
-		  void *arg)
+static int sqlite_store_history(struct store *store,
+				const struct history_filter *filter,
+				int (*each)(const struct history_row *row,
+				void *arg), void *arg)
 {
 	const enum stmt id = STMT_HISTORY;
 	int stopped = 0;
@@ -1682,7 +1699,7 @@ int store_history(struct store *store, const struct history_filter *filter,
 	return rc == STORE_OK ? stopped : rc;
 }
 
-int store_attempts(struct store *store, int64_t outbox_id,
+static int sqlite_store_attempts(struct store *store, int64_t outbox_id,
 		   int (*each)(const struct attempt_row *row, void *arg),
 		   void *arg)
 {
@@ -1745,14 +1762,14 @@ static int stmt_count(struct store *store, enum stmt id, int rc,
 	return stmt_reset(store, id, rc);
 }
 
-int store_requeue_count(struct store *store,
+static int sqlite_store_requeue_count(struct store *store,
 			const struct requeue_filter *filter, int64_t *count)
 {
 	return stmt_count(store, STMT_REQUEUE_COUNT,
 			  requeue_bind(store, STMT_REQUEUE_COUNT, filter), count);
 }
 
-int store_requeue_batch(struct store *store,
+static int sqlite_store_requeue_batch(struct store *store,
 			const struct requeue_filter *filter, int64_t after_id,
 			int64_t max_id, size_t limit, int64_t *requeued,
 			int64_t *last_id)
@@ -1794,7 +1811,8 @@ int store_requeue_batch(struct store *store,
 	return rc;
 }
 
-int store_purge_count(struct store *store, const char *cutoff, int64_t *count)
+static int sqlite_store_purge_count(struct store *store, const char *cutoff,
+				    int64_t *count)
 {
 	return stmt_count(store, STMT_PURGE_COUNT,
 			  bind_text(store, STMT_PURGE_COUNT, 1, cutoff), count);
@@ -1824,8 +1842,9 @@ static int purge_one(struct store *store, int64_t id, int64_t *events,
 	return rc;
 }
 
-int store_purge_batch(struct store *store, const char *cutoff, size_t limit,
-		      int64_t *events, int64_t *attempts)
+static int sqlite_store_purge_batch(struct store *store, const char *cutoff,
+				    size_t limit, int64_t *events,
+				    int64_t *attempts)
 {
 	const enum stmt id = STMT_PURGE_SELECT;
 	int64_t *ids = NULL, gone = 0, gone_attempts = 0;
@@ -1865,9 +1884,9 @@ int store_purge_batch(struct store *store, const char *cutoff, size_t limit,
 	return rc;
 }
 
-int store_stats_clouds(struct store *store,
-		       int (*each)(const struct stats_cloud_row *row, void *arg),
-		       void *arg)
+static int sqlite_store_stats_clouds(struct store *store,
+				     int (*each)(const struct stats_cloud_row *row,
+				     void *arg), void *arg)
 {
 	const enum stmt id = STMT_STATS_CLOUDS;
 	sqlite3_stmt *stmt = store->stmts[id];
@@ -1913,7 +1932,8 @@ static void stats_read_percentiles(sqlite3_stmt *stmt, int col,
 	p->max = sqlite3_column_int64(stmt, col + 4);
 }
 
-int store_stats(struct store *store, int64_t now_ms, struct store_stats *out)
+static int sqlite_store_stats(struct store *store, int64_t now_ms,
+			      struct store_stats *out)
 {
 	const enum stmt id = STMT_STATS;
 	sqlite3_stmt *stmt = store->stmts[id];
@@ -1953,9 +1973,10 @@ int store_stats(struct store *store, int64_t now_ms, struct store_stats *out)
 
 /* ---- queue depth ------------------------------------------------------- */
 
-int store_queue_depth(struct store *store, size_t max,
-		      int (*each)(const struct queue_depth *depth, void *arg),
-		      void *arg)
+static int sqlite_store_queue_depth(struct store *store, size_t max,
+				    int (*each)(const struct queue_depth *depth,
+						void *arg),
+				    void *arg)
 {
 	const enum stmt id = STMT_QUEUE_DEPTH;
 	sqlite3_stmt *stmt = store->stmts[id];
@@ -1991,3 +2012,34 @@ int store_queue_depth(struct store *store, size_t max,
 	rc = stmt_reset(store, id, rc);
 	return rc == STORE_OK ? stopped : rc;
 }
+
+const struct store_engine store_sqlite_engine = {
+	.open = sqlite_store_open,
+	.close = sqlite_store_close,
+	.errmsg = sqlite_store_errmsg,
+	.set_busy_timeout = sqlite_store_set_busy_timeout,
+	.set_tx_hook = sqlite_store_set_tx_hook,
+	.data_changed = sqlite_store_data_changed,
+	.wait_fd = sqlite_store_wait_fd,
+	.config_list = sqlite_store_config_list,
+	.config_set = sqlite_store_config_set,
+	.config_unset = sqlite_store_config_unset,
+	.pending_cloud_ids = sqlite_store_pending_cloud_ids,
+	.enqueue = sqlite_store_enqueue,
+	.enqueue_batch = sqlite_store_enqueue_batch,
+	.claim = sqlite_store_claim,
+	.max_event_id = sqlite_store_max_event_id,
+	.recover_leases = sqlite_store_recover_leases,
+	.next_due = sqlite_store_next_due,
+	.record = sqlite_store_record,
+	.release = sqlite_store_release,
+	.history = sqlite_store_history,
+	.attempts = sqlite_store_attempts,
+	.requeue_count = sqlite_store_requeue_count,
+	.requeue_batch = sqlite_store_requeue_batch,
+	.purge_count = sqlite_store_purge_count,
+	.purge_batch = sqlite_store_purge_batch,
+	.stats_clouds = sqlite_store_stats_clouds,
+	.stats = sqlite_store_stats,
+	.queue_depth = sqlite_store_queue_depth,
+};

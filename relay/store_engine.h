@@ -1,0 +1,86 @@
+/*
+ * store_engine.h - the storage engines behind store.h (private to them).
+ *
+ * store_engine.c opens the engine that a DB string names and then forwards
+ * every call of store.h through the store's engine table: one indirect call,
+ * nothing more. Each engine (store_sqlite.c, store_pg.c) defines its own
+ * struct store, whose first member is a struct store_head; only the engine
+ * files know which one runs. Adding a store function: see store_engine.c.
+ */
+#ifndef SMARTRELAY_STORE_ENGINE_H
+#define SMARTRELAY_STORE_ENGINE_H
+
+#include "store.h"
+
+struct store_engine {
+	int (*open)(const char *path, enum store_mode mode, struct store **out,
+		    char *err, size_t errlen);
+	void (*close)(struct store *store);
+	const char *(*errmsg)(const struct store *store);
+	int (*set_busy_timeout)(struct store *store, int timeout_ms);
+	void (*set_tx_hook)(struct store *store, void (*hook)(void *arg),
+			    void *arg);
+	int (*data_changed)(struct store *store, int *changed);
+	int (*wait_fd)(struct store *store);
+	int (*config_list)(struct store *store, const char *cloud_id,
+			   struct config_row **rows, size_t *count);
+	int (*config_set)(struct store *store, const char *cloud_id,
+			  const char *key, const char *value);
+	int (*config_unset)(struct store *store, const char *cloud_id,
+			    const char *key, int *removed);
+	int (*pending_cloud_ids)(struct store *store, size_t max, char ***ids,
+				 size_t *count);
+	int (*enqueue)(struct store *store, const struct new_event *event,
+		       int64_t *id);
+	int (*enqueue_batch)(struct store *store,
+			     const struct new_event *events, size_t count,
+			     int64_t *ids);
+	int (*claim)(struct store *store, const struct claim_request *request,
+		     struct event **events, size_t *count);
+	int (*max_event_id)(struct store *store, int64_t *id);
+	int (*recover_leases)(struct store *store, int64_t now_ms,
+			      int64_t *recovered);
+	int (*next_due)(struct store *store, const char *cloud_id,
+			int64_t *due_ms);
+	int (*record)(struct store *store, const struct outcome *outcomes,
+		      size_t count, size_t *refused);
+	int (*release)(struct store *store, const int64_t *ids,
+		       const int64_t *tokens, size_t count);
+	int (*history)(struct store *store, const struct history_filter *filter,
+		       int (*each)(const struct history_row *row, void *arg),
+		       void *arg);
+	int (*attempts)(struct store *store, int64_t outbox_id,
+			int (*each)(const struct attempt_row *row, void *arg),
+			void *arg);
+	int (*requeue_count)(struct store *store,
+			     const struct requeue_filter *filter,
+			     int64_t *count);
+	int (*requeue_batch)(struct store *store,
+			     const struct requeue_filter *filter,
+			     int64_t after_id, int64_t max_id, size_t limit,
+			     int64_t *requeued, int64_t *last_id);
+	int (*purge_count)(struct store *store, const char *cutoff,
+			   int64_t *count);
+	int (*purge_batch)(struct store *store, const char *cutoff,
+			   size_t limit, int64_t *events, int64_t *attempts);
+	int (*stats_clouds)(struct store *store,
+			    int (*each)(const struct stats_cloud_row *row,
+					void *arg),
+			    void *arg);
+	int (*stats)(struct store *store, int64_t now_ms,
+		     struct store_stats *out);
+	int (*queue_depth)(struct store *store, size_t max,
+			   int (*each)(const struct queue_depth *depth,
+				       void *arg),
+			   void *arg);
+};
+
+/* The first member of every engine's struct store. */
+struct store_head {
+	const struct store_engine *engine;
+};
+
+extern const struct store_engine store_sqlite_engine;
+extern const struct store_engine store_pg_engine;
+
+#endif

@@ -1,0 +1,332 @@
+/*
+ * test_engine.c - the store's claims, fencing and change signal on the
+ * engine that the test database selects (tu_db: SQLite, or PostgreSQL when
+ * SMARTRELAY_TEST_DB_URI is set; make check runs this suite on both).
+ *
+ * Only the store API: several connections, and several processes claiming
+ * at once, must never hold one event twice, and an outcome written under a
+ * claim that was taken over is refused.
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "testutil.h"
+#include "timeutil.h"
+
+#define EVENTS 120
+#define CLAIMERS 4
+
+static const char parties[] = "[{\"username\":\"u\",\"device\":\"d\"}]";
+
+struct db {
+	char *dir;
+	char *path;
+	struct store *store;
+};
+
+static struct store *db_connect(const char *path)
+{
+	struct store *store = NULL;
+	char err[512];
+
+	ck_assert_msg(store_open(path, STORE_OPEN_EXISTING, &store, err,
+				 sizeof(err)) == STORE_OK, "open: %s", err);
+	return store;
+}
+
+static void db_open(struct db *db, const char *name)
+{
+	char err[512];
+
+	db->dir = tu_tmpdir(name);
+	db->path = tu_db(db->dir);
+	ck_assert_msg(store_open(db->path, STORE_OPEN_CREATE, &db->store, err,
+				 sizeof(err)) == STORE_OK, "init: %s", err);
+}
+
+static void db_close(struct db *db)
+{
+	store_close(db->store);
+	free(db->path);
+	free(db->dir);
+}
+
+static int64_t produce(struct store *store, const char *number,
+		       const char *json)
+{
+	struct new_event ev = { NULL, number, "net", "uri", json };
+	int64_t id = 0;
+
+	ck_assert_msg(store_enqueue(store, &ev, &id) == STORE_OK, "enqueue: %s",
+		      store_errmsg(store));
+	return id;
+}
+
+static struct claim_request request_at(int64_t now, int64_t token,
+				       size_t limit)
+{
+	struct claim_request r = {
+		.cloud_id = NULL,
+		.now_ms = now,
+		.max_id = INT64_MAX,
+		.lease_until_ms = now + 30000,
+		.token = token,
+		.limit = limit,
+	};
+	return r;
+}
+
+static int take_status(const struct history_row *row, void *arg)
+{
+	snprintf(arg, 16, "%s", row->status);
+	return 0;
+}
+
+static void status_of(struct store *store, int64_t id, char out[16])
+{
+	struct history_filter filter = { .id = id };
+
+	out[0] = '\0';
+	ck_assert_int_eq(store_history(store, &filter, take_status, out),
+			 STORE_OK);
+}
+
+/* One claimer: claims until nothing is left, one id a line to path. */
+static void claimer_run(const char *db_path, const char *path, int64_t token)
+{
+	struct store *store = NULL;
+	char err[512];
+	FILE *out = fopen(path, "w");
+	int idle = 0;
+
+	if (out == NULL || store_open(db_path, STORE_OPEN_EXISTING, &store, err,
+				      sizeof(err)) != STORE_OK)
+		_exit(3);
+	while (idle < 3) {
+		struct claim_request r = request_at(time_now_ms(), token, 5);
+		struct event *events = NULL;
+		size_t count = 0;
+		int rc = store_claim(store, &r, &events, &count);
+
+		if (rc == STORE_BUSY)
+			continue;
+		if (rc != STORE_OK)
+			_exit(4);
+		idle = count == 0 ? idle + 1 : 0;
+		for (size_t i = 0; i < count; i++)
+			fprintf(out, "%" PRId64 "\n", events[i].id);
+		store_events_free(events, count);
+	}
+	store_close(store);
+	_exit(fclose(out) == 0 ? 0 : 5);
+}
+
+START_TEST(concurrent_claims_take_each_event_once)
+{
+	struct db db;
+	int seen[EVENTS + 1];
+	pid_t pids[CLAIMERS];
+	char *paths[CLAIMERS];
+
+	db_open(&db, "claims");
+	memset(seen, 0, sizeof(seen));
+	for (int i = 1; i <= EVENTS; i++)
+		ck_assert_int_eq(produce(db.store, "n", parties), i);
+	for (int c = 0; c < CLAIMERS; c++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "claimer%d", c);
+		paths[c] = tu_path(db.dir, name);
+		pids[c] = fork();
+		ck_assert_int_ge(pids[c], 0);
+		if (pids[c] == 0)
+			claimer_run(db.path, paths[c], 1000 + c);
+	}
+	for (int c = 0; c < CLAIMERS; c++) {
+		char *text, *end;
+
+		ck_assert_int_eq(tu_wait(pids[c], 60000), 0);
+		text = tu_read_file(paths[c], NULL);
+		ck_assert_ptr_nonnull(text);
+		for (char *line = text; *line != '\0'; line = end + 1) {
+			long id = strtol(line, &end, 10);
+
+			ck_assert_msg(end != line && *end == '\n',
+				      "bad line in %s", paths[c]);
+			ck_assert_int_ge(id, 1);
+			ck_assert_int_le(id, EVENTS);
+			ck_assert_msg(seen[id] == 0, "event %ld claimed twice", id);
+			seen[id] = 1;
+		}
+		free(text);
+		free(paths[c]);
+	}
+	for (int i = 1; i <= EVENTS; i++)
+		ck_assert_msg(seen[i], "event %d never claimed", i);
+	db_close(&db);
+}
+END_TEST
+
+START_TEST(late_outcome_of_a_taken_over_claim_is_refused)
+{
+	struct db db;
+	struct store *other;
+	struct event *events = NULL;
+	size_t count = 0, refused = 0;
+	int64_t now = time_now_ms(), recovered = 0, id;
+	struct claim_request first = request_at(now, 111, 10);
+	struct outcome late = {
+		.status = EVENT_DELIVERED, .attempted = 1, .attempt = 1,
+		.claim_token = 111, .started_ms = now, .finished_ms = now + 5,
+		.duration_ms = 5, .http_status = 204,
+	};
+	struct outcome owner = late;
+	char status[16];
+
+	db_open(&db, "fencing");
+	other = db_connect(db.path);
+	id = produce(db.store, "n1", parties);
+	ck_assert_int_eq(store_claim(db.store, &first, &events, &count),
+			 STORE_OK);
+	ck_assert_uint_eq(count, 1);
+	store_events_free(events, count);
+
+	/* The first relay's lease runs out; the second takes the event. */
+	ck_assert_int_eq(store_recover_leases(other, now + 60000, &recovered),
+			 STORE_OK);
+	ck_assert_int_eq(recovered, 1);
+	{
+		struct claim_request second = request_at(now + 60000, 222, 10);
+
+		ck_assert_int_eq(store_claim(other, &second, &events, &count),
+				 STORE_OK);
+		ck_assert_uint_eq(count, 1);
+		ck_assert_int_eq(events[0].claim_token, 222);
+		store_events_free(events, count);
+	}
+
+	/* The first relay comes back with its outcome: refused. */
+	late.id = id;
+	ck_assert_int_eq(store_record(db.store, &late, 1, &refused), STORE_OK);
+	ck_assert_uint_eq(refused, 1);
+	status_of(db.store, id, status);
+	ck_assert_str_eq(status, "sending");
+
+	owner.id = id;
+	owner.claim_token = 222;
+	owner.status = EVENT_PENDING;
+	owner.http_status = 503;
+	owner.error = "HTTP 503";
+	owner.next_attempt_ms = now + 1000;
+	ck_assert_int_eq(store_record(other, &owner, 1, &refused), STORE_OK);
+	ck_assert_uint_eq(refused, 0);
+	status_of(db.store, id, status);
+	ck_assert_str_eq(status, "pending");
+	store_close(other);
+	db_close(&db);
+}
+END_TEST
+
+START_TEST(parties_must_be_a_json_array)
+{
+	static const char *const bad[] = { "{}", "\"a\"", "not json", "[1," };
+	struct db db;
+
+	db_open(&db, "parties");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct new_event ev = { NULL, "n", "net", "uri", bad[i] };
+
+		ck_assert_int_eq(store_enqueue(db.store, &ev, NULL), STORE_ERROR);
+		ck_assert_msg(strstr(store_errmsg(db.store), "JSON array"),
+			      "%s: %s", bad[i], store_errmsg(db.store));
+	}
+	/* Accepted; PostgreSQL's sequence skips the refused ones' ids. */
+	ck_assert_int_gt(produce(db.store, "n", "[]"), 0);
+	db_close(&db);
+}
+END_TEST
+
+/* Waits (bounded) until the store may have news, then asks it. */
+static int changed_after_wait(struct store *store)
+{
+	int changed = 0;
+
+	for (int i = 0; i < 100; i++) {
+		int fd = store_wait_fd(store);
+
+		if (fd >= 0) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+
+			ck_assert_int_ge(poll(&p, 1, 50), 0);
+		}
+		ck_assert_int_eq(store_data_changed(store, &changed), STORE_OK);
+		if (changed)
+			break;
+	}
+	return changed;
+}
+
+START_TEST(another_connections_insert_is_a_change)
+{
+	struct db db;
+	struct store *producer;
+	int changed = 0;
+
+	db_open(&db, "changes");
+	producer = db_connect(db.path);
+	ck_assert_int_eq(store_data_changed(db.store, &changed), STORE_OK);
+	ck_assert_int_eq(changed, 1);
+	produce(producer, "n", parties);
+	ck_assert_int_eq(changed_after_wait(db.store), 1);
+	store_close(producer);
+	db_close(&db);
+}
+END_TEST
+
+START_TEST(display_name_hides_passwords)
+{
+	char shown[128];
+
+	store_display_name("postgresql://relay:s3cret@db.example:5433/outbox",
+			   shown, sizeof(shown));
+	ck_assert_str_eq(shown, "postgresql://relay@db.example:5433/outbox");
+	store_display_name("postgres://db.example/outbox?password=s3cret",
+			   shown, sizeof(shown));
+	ck_assert_str_eq(shown, "postgres://db.example/outbox?password=***");
+	store_display_name("/var/lib/smartrelay/relay.db", shown, sizeof(shown));
+	ck_assert_str_eq(shown, "/var/lib/smartrelay/relay.db");
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *tc = tcase_create("engine");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, concurrent_claims_take_each_event_once);
+	tcase_add_test(tc, late_outcome_of_a_taken_over_claim_is_refused);
+	tcase_add_test(tc, parties_must_be_a_json_array);
+	tcase_add_test(tc, another_connections_insert_is_a_change);
+	tcase_add_test(tc, display_name_hides_passwords);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(engine_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
