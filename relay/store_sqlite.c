@@ -61,6 +61,7 @@ enum stmt {
 	STMT_CONFIG_UNSET,
 	STMT_PENDING_CLOUD_IDS,
 	STMT_ENQUEUE,
+	STMT_CLAIM_SELECT,
 	STMT_CLAIM,
 	STMT_MAX_EVENT_ID,
 	STMT_LEASES_EXPIRED,
@@ -163,6 +164,20 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"INSERT INTO outbox (cloud_id, new_smart_number, network_id,"
 		"                    new_smart_uri, interested_parties)"
 		" VALUES (ifnull(?1, 'default'), ?2, ?3, ?4, ?5)" },
+	[STMT_CLAIM_SELECT] = { "claim_select",
+		/* The due rows, in due order; STMT_CLAIM then claims the same
+		 * rows in the same transaction. Read here rather than through
+		 * RETURNING, which copies every row into a temporary table. */
+		"SELECT id, cloud_id, new_smart_number, network_id,"
+		"       new_smart_uri, interested_parties, attempts,"
+		"       attempts - budget_start, created_at"
+		"  FROM outbox"
+		" WHERE status = 'pending'"
+		"   AND cloud_id = ifnull(?1, 'default')"
+		"   AND ifnull(next_attempt_at, '') <= ?2"
+		"   AND id <= ?3"
+		" ORDER BY ifnull(next_attempt_at, ''), id"
+		" LIMIT ?4" },
 	[STMT_CLAIM] = { "claim",
 		"UPDATE outbox"
 		"   SET status = 'sending', claim_token = ?1, lease_until = ?2"
@@ -172,11 +187,7 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"                 AND ifnull(next_attempt_at, '') <= ?4"
 		"                 AND id <= ?5"
 		"               ORDER BY ifnull(next_attempt_at, ''), id"
-		"               LIMIT ?6)"
-		" RETURNING id, cloud_id, new_smart_number, network_id,"
-		"           new_smart_uri, interested_parties, attempts,"
-		"           attempts - budget_start, ifnull(next_attempt_at, ''),"
-		"           created_at" },
+		"               LIMIT ?6)" },
 	[STMT_MAX_EVENT_ID] = { "max_event_id",
 		/* max() of the rowid reads the last entry of the table. */
 		"SELECT ifnull(max(id), 0) FROM outbox" },
@@ -1174,68 +1185,35 @@ void store_events_free(struct event *events, size_t count)
 	free(events);
 }
 
-/* A claimed row with its due time, for putting the claim in due order. */
-struct claimed {
-	struct event event;
-	char *due;
-};
-
-static int claimed_compare(const void *a, const void *b)
+static int claimed_read(struct store *store, struct event *ev, int64_t token)
 {
-	const struct claimed *x = a, *y = b;
-	int order = strcmp(x->due, y->due);
-
-	if (order != 0)
-		return order;
-	return (x->event.id > y->event.id) - (x->event.id < y->event.id);
-}
-
-static int claimed_read(struct store *store, struct claimed *c, int64_t token)
-{
-	sqlite3_stmt *stmt = store->stmts[STMT_CLAIM];
+	sqlite3_stmt *stmt = store->stmts[STMT_CLAIM_SELECT];
 	int rc;
 
-	c->event.id = sqlite3_column_int64(stmt, 0);
-	c->event.attempts = sqlite3_column_int64(stmt, 6);
-	c->event.budget_used = sqlite3_column_int64(stmt, 7);
-	c->event.claim_token = token;
-	rc = column_strdup(store, STMT_CLAIM, 1, &c->event.cloud_id);
+	ev->id = sqlite3_column_int64(stmt, 0);
+	ev->attempts = sqlite3_column_int64(stmt, 6);
+	ev->budget_used = sqlite3_column_int64(stmt, 7);
+	ev->claim_token = token;
+	rc = column_strdup(store, STMT_CLAIM_SELECT, 1, &ev->cloud_id);
 	for (int col = 2; col <= 5 && rc == STORE_OK; col++) {
 		static const char *const names[] = {
 			"new_smart_number", "network_id", "new_smart_uri",
 			"interested_parties",
 		};
 		char **fields[] = {
-			&c->event.new_smart_number, &c->event.network_id,
-			&c->event.new_smart_uri, &c->event.interested_parties,
+			&ev->new_smart_number, &ev->network_id,
+			&ev->new_smart_uri, &ev->interested_parties,
 		};
 		int has_nul = 0;
 
-		rc = column_strdup_whole(store, STMT_CLAIM, col, fields[col - 2],
-					 &has_nul);
-		if (has_nul && c->event.nul_field == NULL)
-			c->event.nul_field = names[col - 2];
+		rc = column_strdup_whole(store, STMT_CLAIM_SELECT, col,
+					 fields[col - 2], &has_nul);
+		if (has_nul && ev->nul_field == NULL)
+			ev->nul_field = names[col - 2];
 	}
 	if (rc == STORE_OK)
-		rc = column_strdup(store, STMT_CLAIM, 8, &c->due);
-	if (rc == STORE_OK)
-		rc = column_time(store, STMT_CLAIM, 9, &c->event.created_ms);
+		rc = column_time(store, STMT_CLAIM_SELECT, 8, &ev->created_ms);
 	return rc;
-}
-
-static void claimed_free(struct claimed *rows, size_t count)
-{
-	if (rows == NULL)
-		return;
-	for (size_t i = 0; i < count; i++) {
-		free(rows[i].event.cloud_id);
-		free(rows[i].event.new_smart_number);
-		free(rows[i].event.network_id);
-		free(rows[i].event.new_smart_uri);
-		free(rows[i].event.interested_parties);
-		free(rows[i].due);
-	}
-	free(rows);
 }
 
 static int sqlite_store_claim(struct store *store,
@@ -1243,9 +1221,9 @@ static int sqlite_store_claim(struct store *store,
 			      struct event **events, size_t *count)
 {
 	char now[TIME_TEXT_SIZE], lease[TIME_TEXT_SIZE];
-	struct claimed *rows = NULL;
 	struct event *list = NULL;
 	size_t n = 0, cap = 0;
+	int64_t claimed;
 	int row = 1;
 	int rc;
 
@@ -1259,51 +1237,58 @@ static int sqlite_store_claim(struct store *store,
 	rc = tx_begin(store);
 	if (rc != STORE_OK)
 		return rc;
-	rc = bind_int64(store, STMT_CLAIM, 1, request->token);
+	rc = bind_text(store, STMT_CLAIM_SELECT, 1, request->cloud_id);
 	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_CLAIM, 2, lease);
+		rc = bind_text(store, STMT_CLAIM_SELECT, 2, now);
 	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_CLAIM, 3, request->cloud_id);
+		rc = bind_int64(store, STMT_CLAIM_SELECT, 3, request->max_id);
 	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_CLAIM, 4, now);
-	if (rc == STORE_OK)
-		rc = bind_int64(store, STMT_CLAIM, 5, request->max_id);
-	if (rc == STORE_OK)
-		rc = bind_int64(store, STMT_CLAIM, 6,
+		rc = bind_int64(store, STMT_CLAIM_SELECT, 4,
 				size_to_int64(request->limit));
 	while (rc == STORE_OK) {
-		rc = stmt_step(store, STMT_CLAIM, &row);
+		rc = stmt_step(store, STMT_CLAIM_SELECT, &row);
 		if (rc != STORE_OK || !row)
 			break;
-		rc = array_grow(store, (void **)&rows, &cap, n, sizeof *rows);
+		rc = array_grow(store, (void **)&list, &cap, n, sizeof *list);
 		if (rc == STORE_OK)
-			rc = claimed_read(store, &rows[n++], request->token);
+			rc = claimed_read(store, &list[n++], request->token);
 	}
-	rc = stmt_reset(store, STMT_CLAIM, rc);
+	rc = stmt_reset(store, STMT_CLAIM_SELECT, rc);
+	if (rc == STORE_OK && n > 0) {
+		rc = bind_int64(store, STMT_CLAIM, 1, request->token);
+		if (rc == STORE_OK)
+			rc = bind_text(store, STMT_CLAIM, 2, lease);
+		if (rc == STORE_OK)
+			rc = bind_text(store, STMT_CLAIM, 3, request->cloud_id);
+		if (rc == STORE_OK)
+			rc = bind_text(store, STMT_CLAIM, 4, now);
+		if (rc == STORE_OK)
+			rc = bind_int64(store, STMT_CLAIM, 5, request->max_id);
+		if (rc == STORE_OK)
+			rc = bind_int64(store, STMT_CLAIM, 6,
+					size_to_int64(request->limit));
+		if (rc == STORE_OK)
+			rc = stmt_exec(store, STMT_CLAIM);
+		else
+			rc = stmt_reset(store, STMT_CLAIM, rc);
+		claimed = sqlite3_changes64(store->db);
+		if (rc == STORE_OK && claimed != size_to_int64(n)) {
+			/* The write lock is held from the read: cannot happen. */
+			store_seterr(store, "claim: read %zu rows, claimed %"
+				     PRId64, n, claimed);
+			rc = STORE_ERROR;
+		}
+	}
 	/* Any failure rolls the claim back: no row is left 'sending'
 	 * without a caller that knows it holds it. */
 	rc = tx_end(store, rc);
-	if (rc != STORE_OK || n == 0)
-		goto out;
-
-	/* RETURNING gives rows in the order it updated them, by id. */
-	qsort(rows, n, sizeof *rows, claimed_compare);
-	list = calloc(n, sizeof *list);
-	if (list == NULL) {
-		/* Committed: the rows come back through lease recovery. */
-		store_seterr(store, "claim: out of memory");
-		rc = STORE_ERROR;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		list[i] = rows[i].event;
-		memset(&rows[i].event, 0, sizeof rows[i].event);
+	if (rc != STORE_OK || n == 0) {
+		store_events_free(list, n);
+		return rc;
 	}
 	*events = list;
 	*count = n;
-out:
-	claimed_free(rows, n);
-	return rc;
+	return STORE_OK;
 }
 
 static int sqlite_store_max_event_id(struct store *store, int64_t *id)
