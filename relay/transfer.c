@@ -34,6 +34,9 @@ _Static_assert(TRANSFER_MAX_WAKE_FDS <= sizeof(unsigned) * 8,
 struct transfer_endpoint {
 	int refs;
 	char *url;
+	/* The URL parsed once: given as CURLOPT_CURLU, libcurl copies it for
+	 * each transfer instead of parsing and printing the text again. */
+	CURLU *parsed_url;
 	int is_put;
 	int is_https;
 	/* Every header but webhook-id, which changes per event: curl neither
@@ -226,6 +229,7 @@ void transfer_endpoint_unref(struct transfer_endpoint *ep)
 		return;
 	curl_slist_free_all(ep->headers);
 	sign_keys_free(ep->signing);
+	curl_url_cleanup(ep->parsed_url);
 	free(ep->url);
 	free(ep->username);
 	if (ep->password) {
@@ -279,6 +283,7 @@ int transfer_endpoint_new(const struct transfer_endpoint_spec *spec,
 			  size_t errlen)
 {
 	struct transfer_endpoint *ep = NULL;
+	CURLUcode uc;
 	int rc = -1;
 
 	*out = NULL;
@@ -318,6 +323,19 @@ int transfer_endpoint_new(const struct transfer_endpoint_spec *spec,
 	}
 	if (!ep->url || (spec->username && (!ep->username || !ep->password))) {
 		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	ep->parsed_url = curl_url();
+	if (!ep->parsed_url) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	/* The flags libcurl itself parses CURLOPT_URL with, but for guessing
+	 * a scheme: transfer_check_url has required one. */
+	uc = curl_url_set(ep->parsed_url, CURLUPART_URL, spec->url,
+			  CURLU_NON_SUPPORT_SCHEME);
+	if (uc != CURLUE_OK) {
+		snprintf(err, errlen, "not a valid URL: %s", curl_url_strerror(uc));
 		goto out;
 	}
 	if (build_headers(ep, spec, err, errlen) != 0)
@@ -582,7 +600,7 @@ static CURLcode easy_configure(struct transfer_pool *pool, struct transfer *t,
 			     ep->timeout_ms : TRANSFER_DEFAULT_CONNECT_MS;
 	if (connect_ms > ep->timeout_ms)
 		connect_ms = ep->timeout_ms;
-	c = first_error(c, curl_easy_setopt(e, CURLOPT_URL, ep->url));
+	c = first_error(c, curl_easy_setopt(e, CURLOPT_CURLU, ep->parsed_url));
 	c = first_error(c, curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
 					    ep->is_put ? "PUT" : NULL));
 	c = first_error(c, curl_easy_setopt(e, CURLOPT_HTTPHEADER,
