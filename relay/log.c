@@ -63,6 +63,7 @@ static void log_stamp(char out[TIME_TEXT_SIZE])
 	static char cached[TIME_TEXT_SIZE];
 	int64_t now = time_now_ms();
 	int64_t second = now / 1000 - (now % 1000 < 0);
+	int millis;
 
 	if (second != cached_second) {
 		time_format(second * 1000, cached);
@@ -70,8 +71,12 @@ static void log_stamp(char out[TIME_TEXT_SIZE])
 	}
 	memcpy(out, cached, TIME_TEXT_SIZE);
 	/* "YYYY-MM-DDTHH:MM:SS." then the milliseconds, then "Z". */
-	snprintf(out + 20, TIME_TEXT_SIZE - 20, "%03dZ",
-		 (int)(now - second * 1000));
+	millis = (int)(now - second * 1000);
+	out[20] = (char)('0' + millis / 100);
+	out[21] = (char)('0' + millis / 10 % 10);
+	out[22] = (char)('0' + millis % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 /*
@@ -88,7 +93,7 @@ static void clean(char *text)
 static void log_emit(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[4096 + TIME_TEXT_SIZE + 16];
-	size_t head, len;
+	size_t head, len, name_len;
 	int n;
 
 	if (level > current_level)
@@ -101,9 +106,11 @@ static void log_emit(enum log_level level, const char *fmt, va_list ap)
 	}
 	log_stamp(line);
 	head = strlen(line);
-	n = snprintf(line + head, sizeof(line) - head, " %s ",
-		     level_names[level]);
-	head += (size_t)n;
+	name_len = strlen(level_names[level]);
+	line[head++] = ' ';
+	memcpy(line + head, level_names[level], name_len);
+	head += name_len;
+	line[head++] = ' ';
 	n = vsnprintf(line + head, sizeof(line) - head - 1, fmt, ap);
 	len = n < 0 ? head
 	    : head + ((size_t)n < sizeof(line) - head - 1

@@ -468,11 +468,13 @@ static void outcome_attempted(struct relay *relay, struct flight *f,
 	o->finished_ms = result->started_ms + result->duration_ms;
 	o->http_status = result->transport == TRANSPORT_OK ? result->http_status : 0;
 
+	/* A delivery has no error text: nothing to format. */
+	f->error[0] = '\0';
 	if (result->transport != TRANSPORT_OK)
 		snprintf(f->error, sizeof(f->error), "%s: %s",
 			 policy_transport_name(result->transport),
 			 result->error[0] ? result->error : "no response");
-	else
+	else if (verdict != VERDICT_DELIVERED)
 		snprintf(f->error, sizeof(f->error), "HTTP %ld%s",
 			 result->http_status,
 			 verdict == VERDICT_GONE ? " Gone: endpoint disabled" : "");
@@ -480,7 +482,6 @@ static void outcome_attempted(struct relay *relay, struct flight *f,
 	switch (verdict) {
 	case VERDICT_DELIVERED:
 		o->status = EVENT_DELIVERED;
-		f->error[0] = '\0';
 		outcome_name = "delivered";
 		break;
 	case VERDICT_RETRY:
