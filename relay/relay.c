@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1089,6 +1090,58 @@ void relay_options_default(struct relay_options *options)
 	options->grace_ms = 10000;
 }
 
+/*
+ * Waits up to ms for a stop signal on the signal descriptor. Returns 1 when
+ * SIGTERM or SIGINT came (SIGHUP has nothing to reload yet), else 0.
+ */
+static int stop_requested_within(struct relay *relay, int64_t ms)
+{
+	struct pollfd pfd = { relay->signal_fd, POLLIN, 0 };
+	struct signalfd_siginfo info;
+
+	if (poll(&pfd, 1, (int)ms) <= 0)
+		return 0;
+	while (read(relay->signal_fd, &info, sizeof(info)) == sizeof(info))
+		if (info.ssi_signo != SIGHUP)
+			relay->stopping = 1;
+	return relay->stopping;
+}
+
+/*
+ * Opens the store. A database server that does not answer yet (STORE_BUSY
+ * from the open: one starting up, or restarting with the relay host) is
+ * waited for with a growing pause, reported once, until a stop signal; a
+ * --once run, which something else schedules, fails at once instead.
+ */
+static int relay_open_store(struct relay *relay, const char *db_path)
+{
+	int64_t pause = STORE_RETRY_MIN_MS;
+	char err[512];
+	int rc, reported = 0;
+
+	for (;;) {
+		rc = store_open(db_path, STORE_OPEN_EXISTING, &relay->store, err,
+				sizeof(err));
+		if (rc == STORE_OK) {
+			if (reported)
+				log_info("database answers again");
+			return 0;
+		}
+		if (rc != STORE_BUSY || relay->opt->once) {
+			log_error("%s", err);
+			return -1;
+		}
+		if (!reported)
+			log_error("%s; retrying until it answers", err);
+		reported = 1;
+		if (stop_requested_within(relay, pause)) {
+			log_info("stopped before the database answered");
+			return -1;
+		}
+		pause = min64(pause * 2, STORE_RETRY_MAX_MS);
+	}
+}
+
 static int relay_start(struct relay *relay, const char *db_path)
 {
 	struct transfer_pool_options pool_options = {
@@ -1097,14 +1150,9 @@ static int relay_start(struct relay *relay, const char *db_path)
 		.addresses = relay->opt->addresses,
 	};
 	char err[512];
-	int rc;
 
-	rc = store_open(db_path, STORE_OPEN_EXISTING, &relay->store, err,
-			sizeof(err));
-	if (rc != STORE_OK) {
-		log_error("%s", err);
+	if (relay_open_store(relay, db_path) != 0)
 		return -1;
-	}
 	/* The loop also drives transfers and reads signals: it waits for a
 	 * lock only briefly, and backs off between tries instead. */
 	if (store_set_busy_timeout(relay->store, RELAY_BUSY_TIMEOUT_MS) != STORE_OK) {
@@ -1160,8 +1208,12 @@ int relay_run(const char *db_path, const struct relay_options *options)
 		signal(SIGXFSZ, old_xfsz);
 		return 1;
 	}
-	if (relay_start(&relay, db_path) != 0)
+	if (relay_start(&relay, db_path) != 0) {
+		/* Stopped while waiting for the database: a clean stop. */
+		if (relay.stopping && !relay.store)
+			status = 0;
 		goto out;
+	}
 	relay.once_start_ms = time_now_ms();
 	if (store_recover_leases(relay.store, relay.once_start_ms, &recovered)
 	    != STORE_OK ||

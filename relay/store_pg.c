@@ -806,9 +806,15 @@ static int pg_store_open(const char *path, enum store_mode mode,
 		goto out;
 	}
 	if (PQstatus(store->conn) != CONNECTION_OK) {
+		PGPing ping = PQping(path);
+
 		store_seterr(store, "cannot connect to %s: %s", store->name,
 			     PQerrorMessage(store->conn));
 		chomp(store->errmsg);
+		/* No answer, or a server not accepting connections yet, is
+		 * worth waiting for; bad parameters or credentials are not. */
+		if (ping == PQPING_NO_RESPONSE || ping == PQPING_REJECT)
+			rc = STORE_BUSY;
 		goto out;
 	}
 	PQsetNoticeProcessor(store->conn, notice_ignore, NULL);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -575,6 +576,46 @@ START_TEST(daemon_survives_a_database_restart)
 }
 END_TEST
 
+/* The server is down when the daemon starts: it waits, then delivers. */
+START_TEST(daemon_waits_for_a_database_that_is_down)
+{
+	char *pause_server[] = {
+		(char *)"/bin/sh", getenv("SMARTRELAY_PG_SERVER"),
+		(char *)"pause", getenv("SMARTRELAY_PG_STATE"), NULL,
+	};
+	char *resume_server[] = {
+		(char *)"/bin/sh", getenv("SMARTRELAY_PG_SERVER"),
+		(char *)"resume", getenv("SMARTRELAY_PG_STATE"), NULL,
+	};
+	struct env env;
+	char *log_path, *log;
+	int64_t id;
+	pid_t pid;
+
+	env_open(&env, "pgdown");
+	provision(&env, "default", "/", "application/json");
+	ck_assert_int_eq(tu_run(pause_server, 60000, NULL, NULL), 0);
+	pid = daemon_start(&env, "5");
+	tu_sleep_ms(1500);
+	/* Still there, waiting, not crashed or gone. */
+	ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), 0);
+	ck_assert_int_eq(tu_run(resume_server, 60000, NULL, NULL), 0);
+	id = produce(&env, NULL, "1", two_parties);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 30000), 1);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 5000), 0);
+	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	log_path = tu_path(env.dir, "daemon.log");
+	log = tu_read_file(log_path, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_msg(tu_count(log, "retrying until it answers") == 1, "%s", log);
+	ck_assert_msg(tu_count(log, "database answers again") == 1, "%s", log);
+	free(log);
+	free(log_path);
+	env_close(&env);
+}
+END_TEST
+
 START_TEST(sighup_reloads_and_keeps_running)
 {
 	struct env env;
@@ -865,8 +906,10 @@ static Suite *integration_suite(void)
 	tcase_add_test(outcomes, gone_disables_endpoint_until_enabled);
 	tcase_add_test(outcomes, busy_app_does_not_starve_another);
 	tcase_add_test(daemon, daemon_delivers_new_events_and_config_changes);
-	if (getenv("SMARTRELAY_PG_STATE") != NULL)
+	if (getenv("SMARTRELAY_PG_STATE") != NULL) {
 		tcase_add_test(daemon, daemon_survives_a_database_restart);
+		tcase_add_test(daemon, daemon_waits_for_a_database_that_is_down);
+	}
 	tcase_add_test(daemon, relays_take_over_a_killed_relays_events);
 	tcase_add_test(daemon, sighup_reloads_and_keeps_running);
 	tcase_add_test(daemon, sigterm_puts_back_what_outlives_grace);

@@ -2,6 +2,8 @@
 # A throwaway PostgreSQL server for the tests, from Debian's packages:
 #   sh tools/pg-server.sh start STATE   prints the server's base URI
 #   sh tools/pg-server.sh restart STATE (what a relay must live through)
+#   sh tools/pg-server.sh pause STATE   stops the server, keeping its data
+#   sh tools/pg-server.sh resume STATE  starts it again on the same port
 #   sh tools/pg-server.sh stop STATE
 # STATE is a file that remembers the data directory. The server runs as the
 # calling user, or as nobody when that is root (initdb refuses root), on a
@@ -56,6 +58,15 @@ restart)
 		-m fast -o "$(server_options "$data" "$(cat "$data/port")")" \
 		restart > /dev/null
 	;;
+pause)
+	data=$(cat "$state")
+	as_server "$PG_BIN/pg_ctl" -D "$data/db" -m fast -w stop > /dev/null
+	;;
+resume)
+	data=$(cat "$state")
+	as_server "$PG_BIN/pg_ctl" -D "$data/db" -l "$data/server.log" -w -t 30 \
+		-o "$(server_options "$data" "$(cat "$data/port")")" start > /dev/null
+	;;
 stop)
 	[ -f "$state" ] || exit 0
 	data=$(cat "$state")
@@ -63,7 +74,7 @@ stop)
 	rm -rf "$data" "$state"
 	;;
 *)
-	echo "usage: pg-server.sh start|restart|stop STATE" >&2
+	echo "usage: pg-server.sh start|restart|pause|resume|stop STATE" >&2
 	exit 2
 	;;
 esac
