@@ -18,48 +18,8 @@
 
 #define RUN_TIMEOUT_MS 20000
 
-struct env {
-	char *dir;
-	char *db;
-	struct tu_receiver rx;
-};
-
-static void env_open(struct env *env, const char *name)
-{
-	env->dir = tu_tmpdir(name);
-	env->db = tu_db(env->dir);
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "init",
-				       env->db, NULL), 0);
-	tu_receiver_start(&env->rx, env->dir);
-}
-
-static void env_close(struct env *env)
-{
-	tu_receiver_stop(&env->rx);
-	free(env->db);
-	free(env->dir);
-}
-
-static void config_set(struct env *env, const char *cloud_id, const char *key,
-		       const char *value)
-{
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "config",
-				       env->db, "set", key, value, "--cloud-id",
-				       cloud_id, NULL), 0);
-}
-
-static void provision(struct env *env, const char *cloud_id, const char *path)
-{
-	char *url = tu_receiver_url(&env->rx, path);
-
-	config_set(env, cloud_id, "smartContactNotificationUrl", url);
-	config_set(env, cloud_id, "smartContactNotificationContentType",
-		   "application/json");
-	free(url);
-}
-
 /* `smartrelay enqueue` of one party in cloud_id; returns the printed id. */
-static int64_t enqueue(struct env *env, const char *cloud_id, const char *number)
+static int64_t enqueue(struct tu_env *env, const char *cloud_id, const char *number)
 {
 	char *out = NULL, *end;
 	long long id;
@@ -75,7 +35,7 @@ static int64_t enqueue(struct env *env, const char *cloud_id, const char *number
 	return id;
 }
 
-static void run_once(struct env *env, const char *max_attempts)
+static void run_once(struct tu_env *env, const char *max_attempts)
 {
 	char *err = NULL;
 	int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
@@ -120,7 +80,7 @@ static int take_attempt(const struct attempt_row *a, void *arg)
 }
 
 /* The event's row (found 0 when it is gone) and its attempt count. */
-static struct row fetch(struct env *env, int64_t id)
+static struct row fetch(struct tu_env *env, int64_t id)
 {
 	struct history_filter filter = { .id = id };
 	struct store *store = NULL;
@@ -149,12 +109,12 @@ static int cmd(char **out, char **err, const char *a, const char *b,
 
 START_TEST(enqueue_event_is_delivered)
 {
-	struct env env;
+	struct tu_env env;
 	char *out = NULL, *requests;
 	long long id;
 
-	env_open(&env, "enqueue");
-	provision(&env, "default", "/");
+	tu_env_open(&env, "enqueue");
+	tu_provision(&env, "default", "/", "application/json");
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "enqueue",
 				       env.db, "--number", "+420111222333",
 				       "--network", "network_1", "--uri", "sip_uri_1",
@@ -173,7 +133,7 @@ START_TEST(enqueue_event_is_delivered)
 	ck_assert_ptr_nonnull(strstr(requests, "\"newSmartNumber\" : \"+420111222333\""));
 	free(requests);
 	ck_assert_str_eq(fetch(&env, id).status, "delivered");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -188,10 +148,10 @@ START_TEST(enqueue_refuses_bad_input)
 		{ "--number", "", "--network", "n", "--uri", "u", "--party", "a:b" },
 		{ "--number", "1", "--network", "n", "--uri", "u", "--party", "a\xff:b" },
 	};
-	struct env env;
+	struct tu_env env;
 	char *out = NULL;
 
-	env_open(&env, "enqueuebad");
+	tu_env_open(&env, "enqueuebad");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *err = NULL;
 		int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "enqueue",
@@ -209,7 +169,7 @@ START_TEST(enqueue_refuses_bad_input)
 				       env.db, "--json", NULL), 0);
 	ck_assert_str_eq(out, "[]\n");
 	free(out);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -217,13 +177,13 @@ END_TEST
 
 START_TEST(requeue_gives_a_fresh_budget)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	char *out = NULL;
 	int64_t id;
 
-	env_open(&env, "requeue");
-	provision(&env, "default", "/status/503");
+	tu_env_open(&env, "requeue");
+	tu_provision(&env, "default", "/status/503", "application/json");
 	id = enqueue(&env, "default", "1");
 	run_once(&env, "2");
 	run_once(&env, "2");
@@ -253,24 +213,24 @@ START_TEST(requeue_gives_a_fresh_budget)
 	row = fetch(&env, id);
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.attempts, 4);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(requeue_selects_and_refuses)
 {
-	struct env env;
+	struct tu_env env;
 	char *out = NULL, *err = NULL;
 	int64_t a, b, ok;
 	char id_text[32];
 
-	env_open(&env, "requeuesel");
-	provision(&env, "default", "/status/404");
-	provision(&env, "other", "/status/404");
+	tu_env_open(&env, "requeuesel");
+	tu_provision(&env, "default", "/status/404", "application/json");
+	tu_provision(&env, "other", "/status/404", "application/json");
 	a = enqueue(&env, "default", "1");
 	b = enqueue(&env, "other", "2");
 	run_once(&env, "10");
-	provision(&env, "default", "/");
+	tu_provision(&env, "default", "/", "application/json");
 	ok = enqueue(&env, "default", "3");
 	run_once(&env, "10");
 	ck_assert_str_eq(fetch(&env, ok).status, "delivered");
@@ -321,7 +281,7 @@ START_TEST(requeue_selects_and_refuses)
 	ck_assert_str_eq(out, "requeued 1 event\n");
 	free(out);
 	ck_assert_str_eq(fetch(&env, a).status, "pending");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -329,16 +289,16 @@ END_TEST
 
 START_TEST(purge_takes_old_finished_events_only)
 {
-	struct env env;
+	struct tu_env env;
 	char *out = NULL, *err = NULL;
 	int64_t delivered, failed, pending, failed2;
 	struct row row;
 
-	env_open(&env, "purge");
-	provision(&env, "default", "/");
+	tu_env_open(&env, "purge");
+	tu_provision(&env, "default", "/", "application/json");
 	delivered = enqueue(&env, "default", "1");
 	run_once(&env, "10");
-	provision(&env, "default", "/status/400");
+	tu_provision(&env, "default", "/status/400", "application/json");
 	failed = enqueue(&env, "default", "2");
 	failed2 = enqueue(&env, "default", "3");
 	run_once(&env, "10");
@@ -381,7 +341,7 @@ START_TEST(purge_takes_old_finished_events_only)
 	row = fetch(&env, pending);
 	ck_assert_int_eq(row.found, 1);
 	ck_assert_str_eq(row.status, "pending");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -389,12 +349,12 @@ END_TEST
 
 START_TEST(stats_counts_and_shouts_disabled)
 {
-	struct env env;
+	struct tu_env env;
 	char *out = NULL, *err = NULL;
 
-	env_open(&env, "stats");
-	provision(&env, "default", "/");
-	provision(&env, "goneapp", "/status/410");
+	tu_env_open(&env, "stats");
+	tu_provision(&env, "default", "/", "application/json");
+	tu_provision(&env, "goneapp", "/status/410", "application/json");
 	enqueue(&env, "default", "1");
 	enqueue(&env, "default", "2");
 	enqueue(&env, "goneapp", "3");
@@ -438,7 +398,7 @@ START_TEST(stats_counts_and_shouts_disabled)
 	ck_assert_str_eq(err, "");
 	free(out);
 	free(err);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -450,14 +410,14 @@ START_TEST(daemon_retention_purges_old_events)
 		getenv("SMARTRELAY_BIN"), (char *)"run", NULL,
 		(char *)"--retention", (char *)"1s", NULL,
 	};
-	struct env env;
+	struct tu_env env;
 	char *log_path;
 	int64_t old, live;
 	pid_t pid;
 	int waited = 0;
 
-	env_open(&env, "retention");
-	provision(&env, "default", "/");
+	tu_env_open(&env, "retention");
+	tu_provision(&env, "default", "/", "application/json");
 	old = enqueue(&env, "default", "1");
 	run_once(&env, "10");
 	ck_assert_str_eq(fetch(&env, old).status, "delivered");
@@ -479,14 +439,14 @@ START_TEST(daemon_retention_purges_old_events)
 	ck_assert_int_eq(fetch(&env, old).attempt_rows, 0);
 	ck_assert_str_eq(fetch(&env, live).status, "pending");
 	free(log_path);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 /* ---- config check ------------------------------------------------------- */
 
 /* The head of the first recorded request, CRLF made LF, without the body. */
-static char *received_head(struct env *env)
+static char *received_head(struct tu_env *env)
 {
 	char *requests = tu_receiver_requests(&env->rx);
 	char *start = strstr(requests, "POST ");
@@ -508,12 +468,12 @@ static char *received_head(struct env *env)
 
 START_TEST(config_check_prints_the_request_sent)
 {
-	struct env env;
+	struct tu_env env;
 	char *out = NULL, *head, *request;
 
-	env_open(&env, "configcheck");
-	provision(&env, "default", "/notify?app=1");
-	config_set(&env, "default", "smartContactNotificationCustomHeaders",
+	tu_env_open(&env, "configcheck");
+	tu_provision(&env, "default", "/notify?app=1", "application/json");
+	tu_config_set(&env, "default", "smartContactNotificationCustomHeaders",
 		   "X-Trace: 1\nAccept: application/json");
 	ck_assert_int_eq(cmd(&out, NULL, "config", env.db, "check", NULL, NULL,
 			     NULL, NULL, NULL), 0);
@@ -538,11 +498,11 @@ START_TEST(config_check_prints_the_request_sent)
 	free(out);
 
 	/* Secrets are masked; the user name is shown. */
-	config_set(&env, "default", "smartContactNotificationCustomHeaders",
+	tu_config_set(&env, "default", "smartContactNotificationCustomHeaders",
 		   "X-Api-Key: abc123\nAuthorization: Bearer xyz789");
-	config_set(&env, "default", "smartContactNotificationAuthUsername", "alice");
-	config_set(&env, "default", "smartContactNotificationAuthPassword", "s3cret");
-	config_set(&env, "default", "smartContactNotificationAllowInsecureAuth", "true");
+	tu_config_set(&env, "default", "smartContactNotificationAuthUsername", "alice");
+	tu_config_set(&env, "default", "smartContactNotificationAuthPassword", "s3cret");
+	tu_config_set(&env, "default", "smartContactNotificationAllowInsecureAuth", "true");
 	ck_assert_int_eq(cmd(&out, NULL, "config", env.db, "check", NULL, NULL,
 			     NULL, NULL, NULL), 0);
 	ck_assert_ptr_nonnull(strstr(out, "\nX-Api-Key: ********\n"));
@@ -552,7 +512,7 @@ START_TEST(config_check_prints_the_request_sent)
 	ck_assert_ptr_null(strstr(out, "xyz789"));
 	ck_assert_ptr_null(strstr(out, "s3cret"));
 	free(out);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 

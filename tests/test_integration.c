@@ -24,53 +24,7 @@ static const char two_parties[] =
 	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"},"
 	"{\"username\":\"madelaine\",\"device\":\"madelaines_android\"}]";
 
-struct env {
-	char *dir;
-	char *db;
-	struct tu_receiver rx;
-};
-
-static void env_open(struct env *env, const char *name)
-{
-	char *out = NULL;
-
-	env->dir = tu_tmpdir(name);
-	env->db = tu_db(env->dir);
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "init",
-				       env->db, NULL), 0);
-	ck_assert_ptr_nonnull(strstr(out, "schema version"));
-	free(out);
-	tu_receiver_start(&env->rx, env->dir);
-}
-
-static void env_close(struct env *env)
-{
-	tu_receiver_stop(&env->rx);
-	free(env->db);
-	free(env->dir);
-}
-
-static void config_set(struct env *env, const char *cloud_id, const char *key,
-		       const char *value)
-{
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "config",
-				       env->db, "set", key, value, "--cloud-id",
-				       cloud_id, NULL), 0);
-}
-
-/* Provisions cloud_id to send content_type to the receiver's path. */
-static void provision(struct env *env, const char *cloud_id, const char *path,
-		      const char *content_type)
-{
-	char *url = tu_receiver_url(&env->rx, path);
-
-	config_set(env, cloud_id, "smartContactNotificationUrl", url);
-	config_set(env, cloud_id, "smartContactNotificationContentType",
-		   content_type);
-	free(url);
-}
-
-static int64_t produce(struct env *env, const char *cloud_id,
+static int64_t produce(struct tu_env *env, const char *cloud_id,
 		       const char *number, const char *parties)
 {
 	struct store *store = NULL;
@@ -129,7 +83,7 @@ static int take_attempt(const struct attempt_row *a, void *arg)
 	return 0;
 }
 
-static struct row fetch(struct env *env, int64_t id)
+static struct row fetch(struct tu_env *env, int64_t id)
 {
 	struct history_filter filter = { .id = id };
 	struct store *store = NULL;
@@ -147,7 +101,7 @@ static struct row fetch(struct env *env, int64_t id)
 }
 
 /* `smartrelay run --once DB` plus extra options; returns its stderr. */
-static char *run_once(struct env *env, const char *extra1, const char *extra2)
+static char *run_once(struct tu_env *env, const char *extra1, const char *extra2)
 {
 	char *err = NULL;
 	int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
@@ -161,13 +115,13 @@ static char *run_once(struct env *env, const char *extra1, const char *extra2)
 
 START_TEST(json_app_delivers_exact_request)
 {
-	struct env env;
+	struct tu_env env;
 	char *requests, *err, expected[512];
 	int64_t id;
 	struct row row;
 
-	env_open(&env, "json");
-	provision(&env, "default", "/notify", "application/json");
+	tu_env_open(&env, "json");
+	tu_provision(&env, "default", "/notify", "application/json");
 	id = produce(&env, NULL, "15551231234", two_parties);
 	err = run_once(&env, NULL, NULL);
 	free(err);
@@ -198,18 +152,18 @@ START_TEST(json_app_delivers_exact_request)
 	ck_assert_int_eq(strlen(row.delivered_at), TIME_TEXT_SIZE - 1);
 	ck_assert_int_eq(row.attempt_rows, 1);
 	ck_assert_int_eq(row.last_attempt_status, 204);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(xml_app_delivers_party_elements)
 {
-	struct env env;
+	struct tu_env env;
 	char *requests, *err;
 	int64_t id;
 
-	env_open(&env, "xml");
-	provision(&env, "xmlapp", "/x", "application/xml");
+	tu_env_open(&env, "xml");
+	tu_provision(&env, "xmlapp", "/x", "application/xml");
 	id = produce(&env, "xmlapp", "+420111222333", two_parties);
 	err = run_once(&env, NULL, NULL);
 	free(err);
@@ -224,7 +178,7 @@ START_TEST(xml_app_delivers_party_elements)
 		"</interested_party></interested_parties>"));
 	free(requests);
 	ck_assert_str_eq(fetch(&env, id).status, "delivered");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -232,12 +186,12 @@ END_TEST
 
 START_TEST(client_error_is_final)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 
-	env_open(&env, "404");
-	provision(&env, "default", "/status/404", "application/json");
+	tu_env_open(&env, "404");
+	tu_provision(&env, "default", "/status/404", "application/json");
 	id = produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, NULL, NULL));
 	row = fetch(&env, id);
@@ -246,36 +200,36 @@ START_TEST(client_error_is_final)
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_ptr_nonnull(strstr(row.error, "404"));
 	ck_assert_int_eq(row.attempt_rows, 1);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(ok_200_is_not_delivered)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 
-	env_open(&env, "200");
-	provision(&env, "default", "/status/200", "application/json");
+	tu_env_open(&env, "200");
+	tu_provision(&env, "default", "/status/200", "application/json");
 	id = produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, NULL, NULL));
 	row = fetch(&env, id);
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.http_status, 200);
 	ck_assert_str_eq(row.delivered_at, "");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(server_error_retries_then_fails)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id, before = time_now_ms(), next;
 
-	env_open(&env, "503");
-	provision(&env, "default", "/status/503", "application/json");
+	tu_env_open(&env, "503");
+	tu_provision(&env, "default", "/status/503", "application/json");
 	id = produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, "--retry-base", "30"));
 	row = fetch(&env, id);
@@ -291,36 +245,36 @@ START_TEST(server_error_retries_then_fails)
 	/* The retry is not due yet: a second --once leaves it alone. */
 	free(run_once(&env, NULL, NULL));
 	ck_assert_int_eq(fetch(&env, id).attempts, 1);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(last_attempt_fails)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 
-	env_open(&env, "maxatt");
-	provision(&env, "default", "/status/500", "application/json");
+	tu_env_open(&env, "maxatt");
+	tu_provision(&env, "default", "/status/500", "application/json");
 	id = produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, "--max-attempts", "1"));
 	row = fetch(&env, id);
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_int_eq(row.http_status, 500);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(retry_after_is_honoured)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id, before = time_now_ms(), next;
 
-	env_open(&env, "retryafter");
-	provision(&env, "default", "/status/429?retry_after=120", "application/json");
+	tu_env_open(&env, "retryafter");
+	tu_provision(&env, "default", "/status/429?retry_after=120", "application/json");
 	id = produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, "--retry-base", "1"));
 	row = fetch(&env, id);
@@ -328,20 +282,20 @@ START_TEST(retry_after_is_honoured)
 	ck_assert_int_eq(time_parse(row.next_attempt_at, &next), 0);
 	ck_assert_int_ge(next - before, 120000);
 	ck_assert_int_le(next - before, 130000);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(refused_connection_retries)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 	int port;
 
-	env_open(&env, "refused");
+	tu_env_open(&env, "refused");
 	port = env.rx.port;
-	provision(&env, "default", "/", "application/json");
+	tu_provision(&env, "default", "/", "application/json");
 	/* Nothing listens on the receiver's port once it stopped. */
 	tu_receiver_stop(&env.rx);
 	id = produce(&env, NULL, "1", two_parties);
@@ -361,13 +315,13 @@ END_TEST
 
 START_TEST(timeout_retries)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 	char *err = NULL;
 
-	env_open(&env, "timeout");
-	provision(&env, "default", "/hang", "application/json");
+	tu_env_open(&env, "timeout");
+	tu_provision(&env, "default", "/hang", "application/json");
 	id = produce(&env, NULL, "1", two_parties);
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
 				       "--timeout", "0.3", env.db, NULL), 0);
@@ -376,18 +330,18 @@ START_TEST(timeout_retries)
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_msg(strstr(row.error, "timeout") != NULL, "error: %s", row.error);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(unrenderable_event_fails_alone)
 {
-	struct env env;
+	struct tu_env env;
 	struct row bad, good;
 	int64_t bad_id, good_id;
 
-	env_open(&env, "unrenderable");
-	provision(&env, "default", "/", "application/json");
+	tu_env_open(&env, "unrenderable");
+	tu_provision(&env, "default", "/", "application/json");
 	bad_id = produce(&env, NULL, "1", "[{\"username\":\"eric\"}]");
 	good_id = produce(&env, NULL, "2", two_parties);
 	free(run_once(&env, NULL, NULL));
@@ -399,19 +353,19 @@ START_TEST(unrenderable_event_fails_alone)
 	ck_assert_ptr_nonnull(strstr(bad.error, "device"));
 	ck_assert_str_eq(good.status, "delivered");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 1);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(config_error_waits_then_delivers)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 	char *err;
 
-	env_open(&env, "configerr");
-	config_set(&env, "default", "smartContactNotificationContentType",
+	tu_env_open(&env, "configerr");
+	tu_config_set(&env, "default", "smartContactNotificationContentType",
 		   "text/plain");
 	id = produce(&env, NULL, "1", two_parties);
 	err = run_once(&env, NULL, NULL);
@@ -423,28 +377,28 @@ START_TEST(config_error_waits_then_delivers)
 	ck_assert_int_eq(row.attempts, 0);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
 
-	provision(&env, "default", "/", "application/json");
+	tu_provision(&env, "default", "/", "application/json");
 	free(run_once(&env, NULL, NULL));
 	ck_assert_str_eq(fetch(&env, id).status, "delivered");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(gone_disables_endpoint_until_enabled)
 {
-	struct env env;
+	struct tu_env env;
 	int64_t first, second;
 	char *out = NULL;
 
-	env_open(&env, "gone");
-	provision(&env, "default", "/status/410", "application/json");
+	tu_env_open(&env, "gone");
+	tu_provision(&env, "default", "/status/410", "application/json");
 	first = produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, NULL, NULL));
 	ck_assert_str_eq(fetch(&env, first).status, "failed");
 	ck_assert_int_eq(fetch(&env, first).http_status, 410);
 
 	/* Disabled: the next event waits untouched, even with a good URL. */
-	provision(&env, "default", "/", "application/json");
+	tu_provision(&env, "default", "/", "application/json");
 	second = produce(&env, NULL, "2", two_parties);
 	free(run_once(&env, NULL, NULL));
 	ck_assert_str_eq(fetch(&env, second).status, "pending");
@@ -456,21 +410,21 @@ START_TEST(gone_disables_endpoint_until_enabled)
 	free(out);
 	free(run_once(&env, NULL, NULL));
 	ck_assert_str_eq(fetch(&env, second).status, "delivered");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(busy_app_does_not_starve_another)
 {
-	struct env env;
+	struct tu_env env;
 	char *ids, *line;
 	int64_t quiet_id;
 	char needle[64];
 	int position = 0;
 
-	env_open(&env, "fairness");
-	provision(&env, "busy", "/", "application/json");
-	provision(&env, "quiet", "/", "application/json");
+	tu_env_open(&env, "fairness");
+	tu_provision(&env, "busy", "/", "application/json");
+	tu_provision(&env, "quiet", "/", "application/json");
 	for (int i = 0; i < 20; i++)
 		produce(&env, "busy", "1", two_parties);
 	quiet_id = produce(&env, "quiet", "2", two_parties);
@@ -489,13 +443,13 @@ START_TEST(busy_app_does_not_starve_another)
 	ck_assert_int_le(position, 3);
 	ck_assert_int_eq(tu_count(ids, "\n"), 21);
 	free(ids);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 /* ---- the daemon ------------------------------------------------------------ */
 
-static pid_t daemon_start(struct env *env, const char *grace)
+static pid_t daemon_start(struct tu_env *env, const char *grace)
 {
 	char *log_path = tu_path(env->dir, "daemon.log");
 	char *argv[] = {
@@ -510,13 +464,13 @@ static pid_t daemon_start(struct env *env, const char *grace)
 
 START_TEST(daemon_delivers_new_events_and_config_changes)
 {
-	struct env env;
+	struct tu_env env;
 	int64_t id;
 	pid_t pid;
 
-	env_open(&env, "daemon");
+	tu_env_open(&env, "daemon");
 	/* Broken at first: the URL is missing. */
-	config_set(&env, "default", "smartContactNotificationContentType",
+	tu_config_set(&env, "default", "smartContactNotificationContentType",
 		   "application/json");
 	pid = daemon_start(&env, "5");
 	id = produce(&env, NULL, "1", two_parties);
@@ -524,7 +478,7 @@ START_TEST(daemon_delivers_new_events_and_config_changes)
 	ck_assert_int_eq(fetch(&env, id).attempts, 0);
 
 	/* Fixed while it runs: delivered without a restart. */
-	provision(&env, "default", "/", "application/json");
+	tu_provision(&env, "default", "/", "application/json");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
 	id = produce(&env, NULL, "2", two_parties);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 5000), 2);
@@ -532,7 +486,7 @@ START_TEST(daemon_delivers_new_events_and_config_changes)
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
 	ck_assert_str_eq(fetch(&env, id).status, "delivered");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -547,13 +501,13 @@ START_TEST(daemon_survives_a_database_restart)
 		(char *)"/bin/sh", getenv("SMARTRELAY_PG_SERVER"),
 		(char *)"restart", getenv("SMARTRELAY_PG_STATE"), NULL,
 	};
-	struct env env;
+	struct tu_env env;
 	char *log_path, *log;
 	int64_t id;
 	pid_t pid;
 
-	env_open(&env, "pgrestart");
-	provision(&env, "default", "/", "application/json");
+	tu_env_open(&env, "pgrestart");
+	tu_provision(&env, "default", "/", "application/json");
 	pid = daemon_start(&env, "5");
 	produce(&env, NULL, "1", two_parties);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 10000), 1);
@@ -572,7 +526,7 @@ START_TEST(daemon_survives_a_database_restart)
 	ck_assert_msg(tu_count(log, "database answers again") == 1, "%s", log);
 	free(log);
 	free(log_path);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -587,13 +541,13 @@ START_TEST(daemon_waits_for_a_database_that_is_down)
 		(char *)"/bin/sh", getenv("SMARTRELAY_PG_SERVER"),
 		(char *)"resume", getenv("SMARTRELAY_PG_STATE"), NULL,
 	};
-	struct env env;
+	struct tu_env env;
 	char *log_path, *log;
 	int64_t id;
 	pid_t pid;
 
-	env_open(&env, "pgdown");
-	provision(&env, "default", "/", "application/json");
+	tu_env_open(&env, "pgdown");
+	tu_provision(&env, "default", "/", "application/json");
 	ck_assert_int_eq(tu_run(pause_server, 60000, NULL, NULL), 0);
 	pid = daemon_start(&env, "5");
 	tu_sleep_ms(1500);
@@ -612,18 +566,18 @@ START_TEST(daemon_waits_for_a_database_that_is_down)
 	ck_assert_msg(tu_count(log, "database answers again") == 1, "%s", log);
 	free(log);
 	free(log_path);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(sighup_reloads_and_keeps_running)
 {
-	struct env env;
+	struct tu_env env;
 	char *log_path, *log_text;
 	pid_t pid;
 
-	env_open(&env, "sighup");
-	provision(&env, "default", "/", "application/json");
+	tu_env_open(&env, "sighup");
+	tu_provision(&env, "default", "/", "application/json");
 	pid = daemon_start(&env, "5");
 	produce(&env, NULL, "1", two_parties);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
@@ -639,12 +593,12 @@ START_TEST(sighup_reloads_and_keeps_running)
 	ck_assert_int_eq(tu_count(log_text, "config loaded cloud_id=default"), 1);
 	free(log_text);
 	free(log_path);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 /* A relay with a short lease, logging to dir/name. */
-static pid_t relay_start(struct env *env, const char *name)
+static pid_t relay_start(struct tu_env *env, const char *name)
 {
 	char *log_path = tu_path(env->dir, name);
 	char *argv[] = {
@@ -658,7 +612,7 @@ static pid_t relay_start(struct env *env, const char *name)
 	return pid;
 }
 
-static int count_in(struct env *env, const char *name, const char *needle)
+static int count_in(struct tu_env *env, const char *name, const char *needle)
 {
 	char *path = tu_path(env->dir, name);
 	char *text = tu_read_file(path, NULL);
@@ -679,12 +633,12 @@ static int count_in(struct env *env, const char *name, const char *needle)
 START_TEST(relays_take_over_a_killed_relays_events)
 {
 	enum { EVENTS = 40 };
-	struct env env;
+	struct tu_env env;
 	int64_t ids[EVENTS];
 	pid_t first, others[2];
 
-	env_open(&env, "takeover");
-	provision(&env, "default", "/slow/10000", "application/json");
+	tu_env_open(&env, "takeover");
+	tu_provision(&env, "default", "/slow/10000", "application/json");
 	for (int i = 0; i < EVENTS; i++)
 		ids[i] = produce(&env, NULL, "1", two_parties);
 	first = relay_start(&env, "first.log");
@@ -692,7 +646,7 @@ START_TEST(relays_take_over_a_killed_relays_events)
 	kill(first, SIGKILL);
 	ck_assert_int_eq(tu_wait(first, 5000), 128 + SIGKILL);
 
-	provision(&env, "default", "/", "application/json");
+	tu_provision(&env, "default", "/", "application/json");
 	others[0] = relay_start(&env, "second.log");
 	others[1] = relay_start(&env, "third.log");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2 * EVENTS, 20000),
@@ -712,19 +666,19 @@ START_TEST(relays_take_over_a_killed_relays_events)
 			 count_in(&env, "third.log", "lease expired"), EVENTS);
 	ck_assert_int_eq(count_in(&env, "second.log", "outcome=delivered") +
 			 count_in(&env, "third.log", "outcome=delivered"), EVENTS);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(sigterm_puts_back_what_outlives_grace)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 	pid_t pid;
 
-	env_open(&env, "sigterm");
-	provision(&env, "default", "/slow/5000", "application/json");
+	tu_env_open(&env, "sigterm");
+	tu_provision(&env, "default", "/slow/5000", "application/json");
 	id = produce(&env, NULL, "1", two_parties);
 	pid = daemon_start(&env, "0.2");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
@@ -735,25 +689,25 @@ START_TEST(sigterm_puts_back_what_outlives_grace)
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 0);
 	ck_assert_int_eq(row.attempt_rows, 0);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(sigterm_lets_transfers_finish_within_grace)
 {
-	struct env env;
+	struct tu_env env;
 	int64_t id;
 	pid_t pid;
 
-	env_open(&env, "sigtermgrace");
-	provision(&env, "default", "/slow/300", "application/json");
+	tu_env_open(&env, "sigtermgrace");
+	tu_provision(&env, "default", "/slow/300", "application/json");
 	id = produce(&env, NULL, "1", two_parties);
 	pid = daemon_start(&env, "5");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
 	ck_assert_str_eq(fetch(&env, id).status, "delivered");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -824,12 +778,12 @@ END_TEST
 
 START_TEST(history_shows_json_and_columns)
 {
-	struct env env;
+	struct tu_env env;
 	char *out = NULL;
 	int64_t id;
 
-	env_open(&env, "history");
-	provision(&env, "default", "/", "application/json");
+	tu_env_open(&env, "history");
+	tu_provision(&env, "default", "/", "application/json");
 	id = produce(&env, NULL, "15551231234", two_parties);
 	free(run_once(&env, NULL, NULL));
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "history",
@@ -849,7 +803,7 @@ START_TEST(history_shows_json_and_columns)
 	ck_assert_str_eq(out, "[]\n");
 	free(out);
 	(void)id;
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 

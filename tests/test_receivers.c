@@ -24,47 +24,7 @@
 static const char parties[] =
 	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"}]";
 
-struct env {
-	char *dir;
-	char *db;
-	struct tu_receiver rx;
-};
-
-static void env_open(struct env *env, const char *name)
-{
-	env->dir = tu_tmpdir(name);
-	env->db = tu_db(env->dir);
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "init",
-				       env->db, NULL), 0);
-	tu_receiver_start(&env->rx, env->dir);
-}
-
-static void env_close(struct env *env)
-{
-	tu_receiver_stop(&env->rx);
-	free(env->db);
-	free(env->dir);
-}
-
-static void config_set(struct env *env, const char *cloud_id, const char *key,
-		       const char *value)
-{
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "config",
-				       env->db, "set", key, value, "--cloud-id",
-				       cloud_id, NULL), 0);
-}
-
-static void provision(struct env *env, const char *cloud_id, const char *path)
-{
-	char *url = tu_receiver_url(&env->rx, path);
-
-	config_set(env, cloud_id, "smartContactNotificationUrl", url);
-	config_set(env, cloud_id, "smartContactNotificationContentType",
-		   "application/json");
-	free(url);
-}
-
-static int64_t produce(struct env *env, const char *cloud_id)
+static int64_t produce(struct tu_env *env, const char *cloud_id)
 {
 	struct store *store = NULL;
 	char err[256];
@@ -101,7 +61,7 @@ static int take_row(const struct history_row *h, void *arg)
 	return 0;
 }
 
-static struct row fetch(struct env *env, int64_t id)
+static struct row fetch(struct tu_env *env, int64_t id)
 {
 	struct history_filter filter = { .id = id };
 	struct store *store = NULL;
@@ -118,7 +78,7 @@ static struct row fetch(struct env *env, int64_t id)
 }
 
 /* `smartrelay run --once -v DB`; returns its stderr. */
-static char *run_once(struct env *env)
+static char *run_once(struct tu_env *env)
 {
 	char *err = NULL;
 	int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
@@ -132,13 +92,13 @@ static char *run_once(struct env *env)
 
 START_TEST(method_put_sends_put)
 {
-	struct env env;
+	struct tu_env env;
 	char *requests;
 	int64_t id;
 
-	env_open(&env, "method_put");
-	provision(&env, "default", "/notify");
-	config_set(&env, "default", "smartContactNotificationMethod", "PUT");
+	tu_env_open(&env, "method_put");
+	tu_provision(&env, "default", "/notify", "application/json");
+	tu_config_set(&env, "default", "smartContactNotificationMethod", "PUT");
 	id = produce(&env, NULL);
 	free(run_once(&env));
 	requests = tu_receiver_requests(&env.rx);
@@ -149,18 +109,18 @@ START_TEST(method_put_sends_put)
 	ck_assert_ptr_nonnull(strstr(requests, "\"newSmartNumber\" : \"+420111222333\""));
 	free(requests);
 	ck_assert_str_eq(fetch(&env, id).status, "delivered");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(method_post_is_the_default)
 {
-	struct env env;
+	struct tu_env env;
 	char *requests;
 
-	env_open(&env, "method_post");
-	provision(&env, "default", "/notify");
-	config_set(&env, "default", "smartContactNotificationMethod", "POST");
+	tu_env_open(&env, "method_post");
+	tu_provision(&env, "default", "/notify", "application/json");
+	tu_config_set(&env, "default", "smartContactNotificationMethod", "POST");
 	produce(&env, NULL);
 	free(run_once(&env));
 	requests = tu_receiver_requests(&env.rx);
@@ -170,20 +130,20 @@ START_TEST(method_post_is_the_default)
 	ck_assert_ptr_null(strstr(requests, "webhook-timestamp"));
 	ck_assert_ptr_null(strstr(requests, "webhook-signature"));
 	free(requests);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(method_get_is_a_config_error)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	char *err;
 	int64_t id;
 
-	env_open(&env, "method_get");
-	provision(&env, "default", "/notify");
-	config_set(&env, "default", "smartContactNotificationMethod", "GET");
+	tu_env_open(&env, "method_get");
+	tu_provision(&env, "default", "/notify", "application/json");
+	tu_config_set(&env, "default", "smartContactNotificationMethod", "GET");
 	id = produce(&env, NULL);
 	err = run_once(&env);
 	ck_assert_msg(strstr(err, "cloud_id=default key=smartContactNotificationMethod")
@@ -193,7 +153,7 @@ START_TEST(method_get_is_a_config_error)
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 0);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -201,12 +161,12 @@ END_TEST
 
 START_TEST(custom_headers_are_sent_exactly)
 {
-	struct env env;
+	struct tu_env env;
 	char *requests;
 
-	env_open(&env, "custom_headers");
-	provision(&env, "default", "/notify");
-	config_set(&env, "default", "smartContactNotificationCustomHeaders",
+	tu_env_open(&env, "custom_headers");
+	tu_provision(&env, "default", "/notify", "application/json");
+	tu_config_set(&env, "default", "smartContactNotificationCustomHeaders",
 		   "X-Api-Key: abc123\r\nUser-Agent: acme-hooks/2\nX-Empty:\n");
 	produce(&env, NULL);
 	free(run_once(&env));
@@ -222,27 +182,27 @@ START_TEST(custom_headers_are_sent_exactly)
 	ck_assert_int_eq(tu_count(requests, "\r\nContent-Type: application/json\r\n"), 1);
 	ck_assert_int_eq(tu_count(requests, "\r\nwebhook-id: "), 1);
 	free(requests);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 /* Provisions credentials over plain http, which the loopback needs. */
-static void credentials(struct env *env, const char *user, const char *pass)
+static void credentials(struct tu_env *env, const char *user, const char *pass)
 {
-	config_set(env, "default", "smartContactNotificationAuthUsername", user);
-	config_set(env, "default", "smartContactNotificationAuthPassword", pass);
-	config_set(env, "default", "smartContactNotificationAllowInsecureAuth",
+	tu_config_set(env, "default", "smartContactNotificationAuthUsername", user);
+	tu_config_set(env, "default", "smartContactNotificationAuthPassword", pass);
+	tu_config_set(env, "default", "smartContactNotificationAllowInsecureAuth",
 		   "true");
 }
 
 START_TEST(basic_auth_answers_the_challenge)
 {
-	struct env env;
+	struct tu_env env;
 	char *requests, *second;
 	int64_t id;
 
-	env_open(&env, "basic");
-	provision(&env, "default", "/basic/relay/s3cret-pw");
+	tu_env_open(&env, "basic");
+	tu_provision(&env, "default", "/basic/relay/s3cret-pw", "application/json");
 	credentials(&env, "relay", "s3cret-pw");
 	id = produce(&env, NULL);
 	free(run_once(&env));
@@ -259,19 +219,19 @@ START_TEST(basic_auth_answers_the_challenge)
 		"\r\nAuthorization: Basic cmVsYXk6czNjcmV0LXB3\r\n"));
 	ck_assert_int_eq(tu_count(second, "\r\nwebhook-id: "), 1);
 	free(requests);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(digest_auth_verifies)
 {
-	struct env env;
+	struct tu_env env;
 	char *requests, *second;
 	int64_t id;
 	struct row row;
 
-	env_open(&env, "digest");
-	provision(&env, "default", "/digest/relay/s3cret-pw");
+	tu_env_open(&env, "digest");
+	tu_provision(&env, "default", "/digest/relay/s3cret-pw", "application/json");
 	credentials(&env, "relay", "s3cret-pw");
 	id = produce(&env, NULL);
 	free(run_once(&env));
@@ -287,19 +247,19 @@ START_TEST(digest_auth_verifies)
 	ck_assert_ptr_nonnull(strstr(second, "uri=\"/digest/relay/s3cret-pw\""));
 	ck_assert_ptr_null(strstr(requests, "Basic "));
 	free(requests);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(digest_with_a_wrong_password_is_refused)
 {
-	struct env env;
+	struct tu_env env;
 	char *requests;
 	int64_t id;
 	struct row row;
 
-	env_open(&env, "digest_wrong");
-	provision(&env, "default", "/digest/relay/s3cret-pw");
+	tu_env_open(&env, "digest_wrong");
+	tu_provision(&env, "default", "/digest/relay/s3cret-pw", "application/json");
 	credentials(&env, "relay", "not-the-password");
 	id = produce(&env, NULL);
 	free(run_once(&env));
@@ -309,7 +269,7 @@ START_TEST(digest_with_a_wrong_password_is_refused)
 	requests = tu_receiver_requests(&env.rx);
 	ck_assert_int_eq(tu_count(requests, "Authorization: Digest "), 1);
 	free(requests);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -334,15 +294,15 @@ static int verify_with_python(const char *secrets, const char *record,
 
 START_TEST(signed_requests_verify_independently)
 {
-	struct env env;
+	struct tu_env env;
 	char *requests, *out = NULL, *err, *show = NULL, expected[64];
 	int64_t first, second, before = time(NULL), after, stamp;
 	const char *ts;
 
-	env_open(&env, "signing");
-	provision(&env, "default", "/notify");
+	tu_env_open(&env, "signing");
+	tu_provision(&env, "default", "/notify", "application/json");
 	/* Two secrets: a receiver rotating from one to the other. */
-	config_set(&env, "default", "smartContactNotificationSigningSecret",
+	tu_config_set(&env, "default", "smartContactNotificationSigningSecret",
 		   SECRET_A " " SECRET_B);
 	first = produce(&env, NULL);
 	second = produce(&env, NULL);
@@ -384,20 +344,20 @@ START_TEST(signed_requests_verify_independently)
 	ck_assert_ptr_nonnull(strstr(show, "smartContactNotificationSigningSecret = ********"));
 	ck_assert_ptr_null(strstr(show, "whsec_"));
 	free(show);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(bad_secret_is_a_config_error)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	char *err;
 	int64_t id;
 
-	env_open(&env, "badsecret");
-	provision(&env, "default", "/notify");
-	config_set(&env, "default", "smartContactNotificationSigningSecret",
+	tu_env_open(&env, "badsecret");
+	tu_provision(&env, "default", "/notify", "application/json");
+	tu_config_set(&env, "default", "smartContactNotificationSigningSecret",
 		   SECRET_A " whsec_c2hvcnQ=");
 	id = produce(&env, NULL);
 	err = run_once(&env);
@@ -410,7 +370,7 @@ START_TEST(bad_secret_is_a_config_error)
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 0);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -440,34 +400,34 @@ static size_t arrivals(const struct tu_receiver *rx, int64_t *ms, size_t max)
 
 START_TEST(max_concurrency_one_sends_one_at_a_time)
 {
-	struct env env;
+	struct tu_env env;
 	int64_t at[3];
 
-	env_open(&env, "maxconc");
+	tu_env_open(&env, "maxconc");
 	/* Each answer takes 300 ms: with one request at a time, each
 	 * arrives after the previous one was answered. */
-	provision(&env, "default", "/slow/300");
-	config_set(&env, "default", "smartContactNotificationMaxConcurrency", "1");
+	tu_provision(&env, "default", "/slow/300", "application/json");
+	tu_config_set(&env, "default", "smartContactNotificationMaxConcurrency", "1");
 	for (int i = 0; i < 3; i++)
 		produce(&env, NULL);
 	free(run_once(&env));
 	ck_assert_uint_eq(arrivals(&env.rx, at, 3), 3);
 	ck_assert_int_ge(at[1] - at[0], 290);
 	ck_assert_int_ge(at[2] - at[1], 290);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(max_rate_spaces_requests)
 {
-	struct env env;
+	struct tu_env env;
 	int64_t at[5];
 	int64_t ids[5];
 
-	env_open(&env, "maxrate");
-	provision(&env, "default", "/notify");
+	tu_env_open(&env, "maxrate");
+	tu_provision(&env, "default", "/notify", "application/json");
 	/* Two at once (a second's worth), then one every half second. */
-	config_set(&env, "default", "smartContactNotificationMaxRate", "2");
+	tu_config_set(&env, "default", "smartContactNotificationMaxRate", "2");
 	for (int i = 0; i < 5; i++)
 		ids[i] = produce(&env, NULL);
 	free(run_once(&env));
@@ -475,11 +435,11 @@ START_TEST(max_rate_spaces_requests)
 	ck_assert_int_ge(at[4] - at[0], 1400);
 	for (int i = 0; i < 5; i++)
 		ck_assert_str_eq(fetch(&env, ids[i]).status, "delivered");
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
-static int64_t total_attempts(struct env *env, const int64_t *ids, int n)
+static int64_t total_attempts(struct tu_env *env, const int64_t *ids, int n)
 {
 	int64_t total = 0;
 
@@ -504,23 +464,23 @@ static int file_has(const char *path, const char *text, int timeout_ms)
 
 START_TEST(breaker_pauses_a_dead_endpoint_only)
 {
-	struct env env;
+	struct tu_env env;
 	struct tu_receiver dead;
 	char *dead_dir, *dead_url, *log_path;
 	int64_t a[8], b[5], before, after;
 	pid_t pid;
 
-	env_open(&env, "breaker");
+	tu_env_open(&env, "breaker");
 	/* A receiver started and stopped: nothing listens on its port. */
 	dead_dir = tu_path(env.dir, "dead");
 	ck_assert_int_eq(mkdir(dead_dir, 0700), 0);
 	tu_receiver_start(&dead, dead_dir);
 	dead_url = tu_receiver_url(&dead, "/");
 	tu_receiver_stop(&dead);
-	config_set(&env, "appA", "smartContactNotificationUrl", dead_url);
-	config_set(&env, "appA", "smartContactNotificationContentType",
+	tu_config_set(&env, "appA", "smartContactNotificationUrl", dead_url);
+	tu_config_set(&env, "appA", "smartContactNotificationContentType",
 		   "application/json");
-	provision(&env, "appB", "/notify");
+	tu_provision(&env, "appB", "/notify", "application/json");
 	for (int i = 0; i < 8; i++)
 		a[i] = produce(&env, "appA");
 	for (int i = 0; i < 5; i++)
@@ -564,7 +524,7 @@ START_TEST(breaker_pauses_a_dead_endpoint_only)
 	free(log_path);
 	free(dead_url);
 	free(dead_dir);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -573,13 +533,13 @@ END_TEST
  * no event spent an attempt while the endpoint was paused. */
 START_TEST(breaker_closes_when_the_probe_succeeds)
 {
-	struct env env;
+	struct tu_env env;
 	char *log_path;
 	int64_t ids[5];
 	pid_t pid;
 
-	env_open(&env, "breaker_close");
-	provision(&env, "default", "/seq/503,204");
+	tu_env_open(&env, "breaker_close");
+	tu_provision(&env, "default", "/seq/503,204", "application/json");
 	for (int i = 0; i < 5; i++)
 		ids[i] = produce(&env, NULL);
 	log_path = tu_path(env.dir, "daemon.log");
@@ -607,7 +567,7 @@ START_TEST(breaker_closes_when_the_probe_succeeds)
 	}
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 11, 0), 10);
 	free(log_path);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -615,20 +575,20 @@ END_TEST
 
 START_TEST(max_attempts_per_app)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 
-	env_open(&env, "maxattempts");
-	provision(&env, "default", "/status/503");
-	config_set(&env, "default", "smartContactNotificationMaxAttempts", "1");
+	tu_env_open(&env, "maxattempts");
+	tu_provision(&env, "default", "/status/503", "application/json");
+	tu_config_set(&env, "default", "smartContactNotificationMaxAttempts", "1");
 	id = produce(&env, NULL);
 	free(run_once(&env));
 	row = fetch(&env, id);
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_int_eq(row.http_status, 503);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -636,13 +596,13 @@ END_TEST
  * happening in the database meanwhile. */
 START_TEST(daemon_retries_when_due)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 	pid_t pid;
 
-	env_open(&env, "daemon_retry");
-	provision(&env, "default", "/seq/503,204");
+	tu_env_open(&env, "daemon_retry");
+	tu_provision(&env, "default", "/seq/503,204", "application/json");
 	id = produce(&env, NULL);
 	{
 		char *argv[] = {
@@ -657,19 +617,19 @@ START_TEST(daemon_retries_when_due)
 	row = fetch(&env, id);
 	ck_assert_str_eq(row.status, "delivered");
 	ck_assert_int_eq(row.attempts, 2);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(retry_schedule_per_app)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id, before = time_now_ms(), next;
 
-	env_open(&env, "schedule");
-	provision(&env, "default", "/status/503");
-	config_set(&env, "default", "smartContactNotificationRetrySchedule",
+	tu_env_open(&env, "schedule");
+	tu_provision(&env, "default", "/status/503", "application/json");
+	tu_config_set(&env, "default", "smartContactNotificationRetrySchedule",
 		   "42,600");
 	id = produce(&env, NULL);
 	free(run_once(&env));
@@ -679,14 +639,14 @@ START_TEST(retry_schedule_per_app)
 	/* 42 s, jittered by a quarter either way; not --retry-base's 5 s. */
 	ck_assert_int_ge(next - before, 31500);
 	ck_assert_int_le(next - before, 60000);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 /* ---- the address guard ------------------------------------------------------ */
 
 /* `smartrelay run --once --deny-private [--allow-private LIST] DB`. */
-static void run_denying(struct env *env, const char *allow)
+static void run_denying(struct tu_env *env, const char *allow)
 {
 	char *err = NULL;
 	int status = allow
@@ -702,12 +662,12 @@ static void run_denying(struct env *env, const char *allow)
 
 START_TEST(deny_private_refuses_loopback)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	int64_t id;
 
-	env_open(&env, "deny");
-	provision(&env, "default", "/notify");
+	tu_env_open(&env, "deny");
+	tu_provision(&env, "default", "/notify", "application/json");
 	id = produce(&env, NULL);
 	run_denying(&env, NULL);
 	row = fetch(&env, id);
@@ -716,22 +676,22 @@ START_TEST(deny_private_refuses_loopback)
 	ck_assert_msg(strstr(row.error, "refused to connect: 127.0.0.1 is a "
 			     "loopback address") != NULL, "error: %s", row.error);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 /* The check is on the address connected to: a name is resolved first. */
 START_TEST(deny_private_refuses_a_name_of_loopback)
 {
-	struct env env;
+	struct tu_env env;
 	struct row row;
 	char url[128];
 	int64_t id;
 
-	env_open(&env, "deny_name");
+	tu_env_open(&env, "deny_name");
 	snprintf(url, sizeof(url), "http://localhost:%d/notify", env.rx.port);
-	config_set(&env, "default", "smartContactNotificationUrl", url);
-	config_set(&env, "default", "smartContactNotificationContentType",
+	tu_config_set(&env, "default", "smartContactNotificationUrl", url);
+	tu_config_set(&env, "default", "smartContactNotificationContentType",
 		   "application/json");
 	id = produce(&env, NULL);
 	run_denying(&env, NULL);
@@ -740,22 +700,22 @@ START_TEST(deny_private_refuses_a_name_of_loopback)
 	ck_assert_msg(strstr(row.error, "loopback") != NULL, "error: %s",
 		      row.error);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(allow_private_lets_listed_addresses_through)
 {
-	struct env env;
+	struct tu_env env;
 	int64_t id;
 
-	env_open(&env, "allow");
-	provision(&env, "default", "/notify");
+	tu_env_open(&env, "allow");
+	tu_provision(&env, "default", "/notify", "application/json");
 	id = produce(&env, NULL);
 	run_denying(&env, "10.0.0.0/8,127.0.0.1");
 	ck_assert_str_eq(fetch(&env, id).status, "delivered");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 1);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 

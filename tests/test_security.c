@@ -34,37 +34,7 @@ static const char two_parties[] =
 	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"},"
 	"{\"username\":\"madelaine\",\"device\":\"madelaines_android\"}]";
 
-struct env {
-	char *dir;
-	char *db;
-	struct tu_receiver rx;
-};
-
-static void env_open(struct env *env, const char *name)
-{
-	env->dir = tu_tmpdir(name);
-	env->db = tu_path(env->dir, "relay.db");
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "init",
-				       env->db, NULL), 0);
-	tu_receiver_start(&env->rx, env->dir);
-}
-
-static void env_close(struct env *env)
-{
-	tu_receiver_stop(&env->rx);
-	free(env->db);
-	free(env->dir);
-}
-
-static void config_set(struct env *env, const char *cloud_id, const char *key,
-		       const char *value)
-{
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "config",
-				       env->db, "set", key, value, "--cloud-id",
-				       cloud_id, NULL), 0);
-}
-
-static int64_t produce(struct env *env, const char *cloud_id)
+static int64_t produce(struct tu_env *env, const char *cloud_id)
 {
 	struct store *store = NULL;
 	char err[256];
@@ -98,7 +68,7 @@ static int take_row(const struct history_row *h, void *arg)
 	return 0;
 }
 
-static struct row fetch(struct env *env, int64_t id)
+static struct row fetch(struct tu_env *env, int64_t id)
 {
 	struct history_filter filter = { .id = id };
 	struct store *store = NULL;
@@ -120,7 +90,7 @@ static struct row fetch(struct env *env, int64_t id)
  * time out after 2 s: a TLS server that is not an HTTP server may never
  * answer.
  */
-static char *run_once(struct env *env, const char *opt1, const char *opt2)
+static char *run_once(struct tu_env *env, const char *opt1, const char *opt2)
 {
 	char *err = NULL;
 	int status = tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
@@ -141,15 +111,15 @@ static int is_tls_error(const char *error)
 
 START_TEST(https_to_plain_port_is_retried)
 {
-	struct env env;
+	struct tu_env env;
 	char url[128], *err, *requests;
 	struct row row;
 	int64_t id;
 
-	env_open(&env, "tls-plain");
+	tu_env_open(&env, "tls-plain");
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d/notify", env.rx.port);
-	config_set(&env, "default", "smartContactNotificationUrl", url);
-	config_set(&env, "default", "smartContactNotificationContentType",
+	tu_config_set(&env, "default", "smartContactNotificationUrl", url);
+	tu_config_set(&env, "default", "smartContactNotificationContentType",
 		   "application/json");
 	id = produce(&env, NULL);
 	err = run_once(&env, NULL, NULL);
@@ -169,7 +139,7 @@ START_TEST(https_to_plain_port_is_retried)
 	ck_assert_ptr_null(strstr(requests, "webhook-id"));
 	free(requests);
 	free(err);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -273,23 +243,23 @@ static pid_t tls_server_start(const char *dir, int *port, char **cert)
 
 START_TEST(tls_peer_and_host_verified)
 {
-	struct env env;
+	struct tu_env env;
 	char url[128], *cert, *err, *ca_option;
 	struct row row;
 	int64_t untrusted, wrong_host, trusted;
 	pid_t server;
 	int port;
 
-	env_open(&env, "tls-verify");
+	tu_env_open(&env, "tls-verify");
 	server = tls_server_start(env.dir, &port, &cert);
 	/* One app per case; each run finds only its own event due. */
 	snprintf(url, sizeof(url), "https://localhost:%d/notify", port);
-	config_set(&env, "localhost", "smartContactNotificationUrl", url);
-	config_set(&env, "localhost", "smartContactNotificationContentType",
+	tu_config_set(&env, "localhost", "smartContactNotificationUrl", url);
+	tu_config_set(&env, "localhost", "smartContactNotificationContentType",
 		   "application/json");
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d/notify", port);
-	config_set(&env, "by-address", "smartContactNotificationUrl", url);
-	config_set(&env, "by-address", "smartContactNotificationContentType",
+	tu_config_set(&env, "by-address", "smartContactNotificationUrl", url);
+	tu_config_set(&env, "by-address", "smartContactNotificationContentType",
 		   "application/json");
 
 	/* A self-signed certificate the system does not trust. */
@@ -333,16 +303,16 @@ START_TEST(tls_peer_and_host_verified)
 	kill(server, SIGTERM);
 	tu_wait(server, 5000);
 	free(cert);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 START_TEST(unreadable_ca_file_refused)
 {
-	struct env env;
+	struct tu_env env;
 	char *missing, *err = NULL;
 
-	env_open(&env, "tls-ca-file");
+	tu_env_open(&env, "tls-ca-file");
 	missing = tu_path(env.dir, "no-such-ca.pem");
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run",
 				       "--once", "--ca-file", missing, env.db,
@@ -357,7 +327,7 @@ START_TEST(unreadable_ca_file_refused)
 	ck_assert_ptr_nonnull(strstr(err, "--ca-file: cannot read"));
 	free(err);
 	free(missing);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -374,30 +344,30 @@ static void assert_hidden(const char *what, const char *text)
 
 START_TEST(password_never_printed)
 {
-	struct env env;
+	struct tu_env env;
 	char *url, *out = NULL, *err = NULL, *requests;
 	int64_t retried, failed, bad;
 
-	env_open(&env, "secrets");
+	tu_env_open(&env, "secrets");
 	url = tu_receiver_url(&env.rx, "/status/503");
-	config_set(&env, "default", "smartContactNotificationUrl", url);
+	tu_config_set(&env, "default", "smartContactNotificationUrl", url);
 	free(url);
 	url = tu_receiver_url(&env.rx, "/status/400");
-	config_set(&env, "hard", "smartContactNotificationUrl", url);
+	tu_config_set(&env, "hard", "smartContactNotificationUrl", url);
 	free(url);
 	/* A config error whose text would echo a value holding it. */
-	config_set(&env, "bad", "smartContactNotificationUrl",
+	tu_config_set(&env, "bad", "smartContactNotificationUrl",
 		   "ftp://" USERNAME ":" PASSWORD "@example.com/");
 	for (int i = 0; i < 3; i++) {
 		const char *app = i == 0 ? "default" : i == 1 ? "hard" : "bad";
 
-		config_set(&env, app, "smartContactNotificationContentType",
+		tu_config_set(&env, app, "smartContactNotificationContentType",
 			   "application/json");
-		config_set(&env, app, "smartContactNotificationAuthUsername",
+		tu_config_set(&env, app, "smartContactNotificationAuthUsername",
 			   USERNAME);
-		config_set(&env, app, "smartContactNotificationAuthPassword",
+		tu_config_set(&env, app, "smartContactNotificationAuthPassword",
 			   PASSWORD);
-		config_set(&env, app,
+		tu_config_set(&env, app,
 			   "smartContactNotificationAllowInsecureAuth", "true");
 	}
 	retried = produce(&env, NULL);
@@ -456,7 +426,7 @@ START_TEST(password_never_printed)
 	ck_assert_ptr_nonnull(strstr(err, "smartContactNotificationUrl"));
 	free(out);
 	free(err);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 

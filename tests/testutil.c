@@ -373,3 +373,42 @@ char *tu_http_request(int port, const char *method, const char *path,
 	free(request);
 	return body;
 }
+
+/* ---- an integration test's world ---------------------------------------- */
+
+#define TU_COMMAND_TIMEOUT_MS 30000
+
+void tu_env_open(struct tu_env *env, const char *name)
+{
+	env->dir = tu_tmpdir(name);
+	env->db = tu_db(env->dir);
+	ck_assert_int_eq(tu_smartrelay(TU_COMMAND_TIMEOUT_MS, NULL, NULL, "init",
+				       env->db, NULL), 0);
+	tu_receiver_start(&env->rx, env->dir);
+}
+
+void tu_env_close(struct tu_env *env)
+{
+	tu_receiver_stop(&env->rx);
+	free(env->db);
+	free(env->dir);
+}
+
+void tu_config_set(const struct tu_env *env, const char *cloud_id,
+		   const char *key, const char *value)
+{
+	ck_assert_int_eq(tu_smartrelay(TU_COMMAND_TIMEOUT_MS, NULL, NULL, "config",
+				       env->db, "set", key, value, "--cloud-id",
+				       cloud_id, NULL), 0);
+}
+
+void tu_provision(const struct tu_env *env, const char *cloud_id,
+		  const char *path, const char *content_type)
+{
+	char *url = tu_receiver_url(&env->rx, path);
+
+	tu_config_set(env, cloud_id, "smartContactNotificationUrl", url);
+	tu_config_set(env, cloud_id, "smartContactNotificationContentType",
+		      content_type);
+	free(url);
+}

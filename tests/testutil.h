@@ -82,6 +82,28 @@ char *tu_receiver_requests(const struct tu_receiver *rx);
 /* Waits at most timeout_ms until the receiver has seen n requests. */
 int tu_receiver_wait_count(const struct tu_receiver *rx, int n, int timeout_ms);
 
+/*
+ * One integration test's world: a scratch directory, a database made by
+ * `smartrelay init` (SQLite, or PostgreSQL when the run provides one; see
+ * tu_db) and a receiver writing under the directory.
+ */
+struct tu_env {
+	char *dir;
+	char *db;
+	struct tu_receiver rx;
+};
+
+void tu_env_open(struct tu_env *env, const char *name);
+void tu_env_close(struct tu_env *env);
+
+/* `smartrelay config DB set KEY VALUE --cloud-id C`, which must succeed. */
+void tu_config_set(const struct tu_env *env, const char *cloud_id,
+		   const char *key, const char *value);
+
+/* Provisions cloud_id to send content_type to the receiver's path. */
+void tu_provision(const struct tu_env *env, const char *cloud_id,
+		  const char *path, const char *content_type);
+
 /* Milliseconds of sleep. */
 void tu_sleep_ms(int ms);
 
