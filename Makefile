@@ -188,14 +188,15 @@ check-integration: $(PROGRAM) $(TOOL_BINS) \
 
 # The integration suites and the chaos run again, each on its own database
 # of a throwaway PostgreSQL server (Debian's binaries under PG_BIN), stopped
-# whatever the outcome.
+# whatever the outcome; as root, then test_faults --netns with a server of
+# its own on a bridge to relays in network namespaces.
 PG_BIN ?= /usr/lib/postgresql/15/bin
 # test_faults breaks SQLite files (read-only, full disk) and test_security
 # checks their modes; test_hostile is not yet ported to tu_db.
 PG_INTEGRATION_TESTS = $(filter-out test_faults test_security test_hostile,\
 	$(INTEGRATION_TESTS))
 
-check-integration-pg: $(PROGRAM) $(TOOL_BINS) \
+check-integration-pg: $(PROGRAM) $(TOOL_BINS) $(BUILD)/tests/test_faults \
 		$(addprefix $(BUILD)/tests/,$(PG_INTEGRATION_TESTS))
 	@mkdir -p $(BUILD)/tmp
 	$(Q)state=$(abspath $(BUILD)/tmp/pg-server); \
@@ -207,7 +208,13 @@ check-integration-pg: $(PROGRAM) $(TOOL_BINS) \
 	[ $$rc -ne 0 ] || { $(PG_BIN)/createdb --maintenance-db=$$uri/postgres chaos && \
 		bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver \
 		$(BUILD)/tmp/chaos-pg --events 500 --kills 5 --db $$uri/chaos; } || rc=1; \
-	PG_BIN=$(PG_BIN) sh tools/pg-server.sh stop $$state; exit $$rc
+	PG_BIN=$(PG_BIN) sh tools/pg-server.sh stop $$state; \
+	[ $$rc -ne 0 ] || if [ "$$(id -u)" = 0 ]; then $(TEST_ENV) \
+		SMARTRELAY_PG_BIN=$(PG_BIN) \
+		SMARTRELAY_PG_SERVER=$(abspath tools/pg-server.sh) \
+		$(BUILD)/tests/test_faults --netns || rc=1; \
+	else echo "  the network-partition test needs root (ip netns): not run"; fi; \
+	exit $$rc
 
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=all

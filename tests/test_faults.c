@@ -6,7 +6,9 @@
  * Every test ends by reading back every row it produced and what the
  * receiver saw, so a row lost, left 'sending' or written twice fails it.
  * With --root (the Makefile passes it when run as root) the suite is the
- * tests that need root instead: an immutable database file, a full disk.
+ * tests that need root instead: an immutable database file, a full disk;
+ * with --netns (as root, in the PostgreSQL run) relays in network
+ * namespaces, one of which is cut off the network.
  */
 #include <check.h>
 #include <errno.h>
@@ -30,6 +32,8 @@
 #define CMD_TIMEOUT_MS 20000
 #define SETTLE_MS 60000
 #define MAX_ARGS 32
+/* iproute2's, in Debian's /bin. */
+#define IP_BIN "/bin/ip"
 
 static const char parties[] =
 	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"}]";
@@ -254,15 +258,25 @@ static int *ids_seen(struct env *env, int max, long status_filter)
 
 /* ---- the daemon -------------------------------------------------------- */
 
-/* Starts `smartrelay run DB` with extra options, logging to dir/log_name. */
-static pid_t daemon_start(struct env *env, const char *log_name,
-			  const char *const extra[])
+/*
+ * Starts `smartrelay run DB` with extra options, logging to dir/log_name,
+ * in the network namespace netns (NULL: this one) through `ip netns exec`,
+ * which becomes the relay: the pid returned is the relay's.
+ */
+static pid_t daemon_start_in(struct env *env, const char *netns,
+			     const char *log_name, const char *const extra[])
 {
 	char *log_path = tu_path(env->dir, log_name);
 	char *argv[MAX_ARGS];
 	int argc = 0;
 	pid_t pid;
 
+	if (netns) {
+		argv[argc++] = (char *)IP_BIN;
+		argv[argc++] = (char *)"netns";
+		argv[argc++] = (char *)"exec";
+		argv[argc++] = (char *)netns;
+	}
 	argv[argc++] = getenv("SMARTRELAY_BIN");
 	argv[argc++] = (char *)"run";
 	argv[argc++] = env->db;
@@ -272,6 +286,12 @@ static pid_t daemon_start(struct env *env, const char *log_name,
 	pid = tu_spawn(argv, NULL, log_path);
 	free(log_path);
 	return pid;
+}
+
+static pid_t daemon_start(struct env *env, const char *log_name,
+			  const char *const extra[])
+{
+	return daemon_start_in(env, NULL, log_name, extra);
 }
 
 static void daemon_stop(pid_t pid)
@@ -1077,10 +1097,339 @@ static Suite *root_suite(void)
 	return s;
 }
 
+/* ---- as root, on PostgreSQL: a relay cut off the network ---------------- */
+
+/*
+ * Each relay runs in a network namespace of its own, its veth pair joined
+ * to a bridge in this namespace, on whose address PostgreSQL and the
+ * receiver listen. Taking a relay's end of the bridge down drops its
+ * packets without a word, so its connections hang as on a cut cable.
+ * Names and the /29 come from the runner's pid, so that parallel runs do
+ * not meet; the runner removes them all after the test case, whatever
+ * became of the test (a failed test exits at once).
+ */
+enum { NET_RELAYS = 2 };
+
+struct net {
+	char bridge[16];
+	char outer[NET_RELAYS][16];  /* a relay's veth end on the bridge */
+	char inner[NET_RELAYS][16];  /* its end in its namespace */
+	char netns[NET_RELAYS][32];
+	char relay_address[NET_RELAYS][16];
+	char address[16];            /* the bridge's */
+	char network[24];            /* address/29 */
+	char pg_state[512];          /* tools/pg-server.sh's state file */
+};
+
+static struct net net;
+
+static void dotted(char *out, size_t size, unsigned a)
+{
+	snprintf(out, size, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255,
+		 (a >> 8) & 255, a & 255);
+}
+
+/* In the runner, before the test case: names only, nothing made yet. */
+static void net_names(void)
+{
+	unsigned pid = (unsigned)getpid();
+	/* 198.18.0.0/15 is set aside for benchmark networks: 16384 /29s. */
+	unsigned base = (198u << 24) | (18u << 16) | ((pid % 16384u) << 3);
+	const char *tmp = getenv("SMARTRELAY_TMP");
+	char first[16];
+
+	snprintf(net.bridge, sizeof(net.bridge), "sr%ubr", pid);
+	for (int i = 0; i < NET_RELAYS; i++) {
+		snprintf(net.outer[i], sizeof(net.outer[i]), "sr%u%c", pid,
+			 'a' + i);
+		snprintf(net.inner[i], sizeof(net.inner[i]), "sr%u%c1", pid,
+			 'a' + i);
+		snprintf(net.netns[i], sizeof(net.netns[i]), "smartrelay-%u-%c",
+			 pid, 'a' + i);
+		dotted(net.relay_address[i], sizeof(net.relay_address[i]),
+		       base + 2 + (unsigned)i);
+	}
+	dotted(net.address, sizeof(net.address), base + 1);
+	dotted(first, sizeof(first), base);
+	snprintf(net.network, sizeof(net.network), "%s/29", first);
+	snprintf(net.pg_state, sizeof(net.pg_state), "%s/netsplit-%u.pg",
+		 tmp ? tmp : ".", pid);
+}
+
+/* In the runner: argv to completion, quietly, whatever its outcome. */
+static void run_quietly(char *const argv[])
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
+/* In the runner: kills what a failed test left in netns (its relays). */
+static void netns_kill_all(const char *netns)
+{
+	char command[128];
+	char line[32];
+	FILE *pids;
+
+	snprintf(command, sizeof(command), IP_BIN " netns pids %s 2>/dev/null",
+		 netns);
+	pids = popen(command, "r");
+	if (pids == NULL)
+		return;
+	while (fgets(line, sizeof(line), pids)) {
+		long pid = strtol(line, NULL, 10);
+
+		if (pid > 1)
+			kill((pid_t)pid, SIGKILL);
+	}
+	pclose(pids);
+}
+
+/* In the runner, after the test case: removes whatever of it exists. */
+static void net_remove(void)
+{
+	char *pg_stop[] = {
+		(char *)"/bin/sh", getenv("SMARTRELAY_PG_SERVER"),
+		(char *)"stop", net.pg_state, NULL,
+	};
+	char *del_bridge[] = {
+		(char *)IP_BIN, (char *)"link", (char *)"del", net.bridge, NULL,
+	};
+
+	for (int i = 0; i < NET_RELAYS; i++) {
+		char *del_link[] = {
+			(char *)IP_BIN, (char *)"link", (char *)"del",
+			net.outer[i], NULL,
+		};
+		char *del_netns[] = {
+			(char *)IP_BIN, (char *)"netns", (char *)"del",
+			net.netns[i], NULL,
+		};
+
+		netns_kill_all(net.netns[i]);
+		run_quietly(del_link);
+		run_quietly(del_netns);
+	}
+	run_quietly(del_bridge);
+	if (pg_stop[1] != NULL)
+		run_quietly(pg_stop);
+}
+
+/* `ip [-n netns] -batch` over commands, each of which must succeed. */
+static void ip_batch(struct env *env, const char *netns, const char *commands)
+{
+	char *path = tu_path(env->dir, "ip.batch");
+	char *argv[6];
+	char *err = NULL;
+	int argc = 0;
+	int status;
+
+	argv[argc++] = (char *)IP_BIN;
+	if (netns) {
+		argv[argc++] = (char *)"-n";
+		argv[argc++] = (char *)netns;
+	}
+	argv[argc++] = (char *)"-batch";
+	argv[argc++] = path;
+	argv[argc] = NULL;
+	tu_write_file(path, commands);
+	status = tu_run(argv, CMD_TIMEOUT_MS, NULL, &err);
+	ck_assert_msg(status == 0, "ip -batch:\n%s%s", commands, err ? err : "");
+	free(err);
+	free(path);
+}
+
+/* The bridge, and each relay's namespace with its veth pair on it. */
+static void net_make(struct env *env)
+{
+	char *commands = NULL;
+
+	ck_assert_int_ne(asprintf(&commands,
+				  "netns add %s\n"
+				  "netns add %s\n"
+				  "link add %s type bridge\n"
+				  "addr add %s/29 dev %s\n"
+				  "link set dev %s up\n"
+				  "link add %s type veth peer name %s netns %s\n"
+				  "link set dev %s master %s up\n"
+				  "link add %s type veth peer name %s netns %s\n"
+				  "link set dev %s master %s up\n",
+				  net.netns[0], net.netns[1], net.bridge,
+				  net.address, net.bridge, net.bridge,
+				  net.outer[0], net.inner[0], net.netns[0],
+				  net.outer[0], net.bridge,
+				  net.outer[1], net.inner[1], net.netns[1],
+				  net.outer[1], net.bridge), -1);
+	ip_batch(env, NULL, commands);
+	free(commands);
+	for (int i = 0; i < NET_RELAYS; i++) {
+		ck_assert_int_ne(asprintf(&commands,
+					  "link set dev lo up\n"
+					  "addr add %s/29 dev %s\n"
+					  "link set dev %s up\n",
+					  net.relay_address[i], net.inner[i],
+					  net.inner[i]), -1);
+		ip_batch(env, net.netns[i], commands);
+		free(commands);
+	}
+}
+
+/* Takes relay i's end of the bridge down (up = 0) or up again. */
+static void net_link(struct env *env, int i, int up)
+{
+	char *command = NULL;
+
+	ck_assert_int_ne(asprintf(&command, "link set dev %s %s\n",
+				  net.outer[i], up ? "up" : "down"), -1);
+	ip_batch(env, NULL, command);
+	free(command);
+}
+
+/* A PostgreSQL server on the bridge's address; returns its base URI. */
+static char *net_pg_start(void)
+{
+	const char *script = getenv("SMARTRELAY_PG_SERVER");
+	const char *pg_bin = getenv("SMARTRELAY_PG_BIN");
+	char *argv[] = {
+		(char *)"/bin/sh", (char *)script, (char *)"start", net.pg_state,
+		net.address, net.network, NULL,
+	};
+	char *out = NULL, *err = NULL;
+	int status;
+
+	ck_assert_msg(script && pg_bin, "SMARTRELAY_PG_SERVER and "
+		      "SMARTRELAY_PG_BIN are not set: run it through make check");
+	ck_assert_int_eq(setenv("PG_BIN", pg_bin, 1), 0);
+	status = tu_run(argv, 120000, &out, &err);
+	ck_assert_msg(status == 0 && out, "pg-server.sh start: %s",
+		      err ? err : "");
+	out[strcspn(out, "\n")] = '\0';
+	free(err);
+	return out;
+}
+
+/* The outcomes a relay's log says were refused. */
+static long refused_in_log(struct env *env, const char *log_name)
+{
+	static const char needle[] = " outcomes refused";
+	char *text = log_of(env, log_name);
+	long sum = 0;
+
+	for (char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) {
+		char *digits = p;
+
+		while (digits > text && digits[-1] >= '0' && digits[-1] <= '9')
+			digits--;
+		sum += strtol(digits, NULL, 10);
+	}
+	free(text);
+	return sum;
+}
+
+/*
+ * Relay A's transfers are in flight when its cable is cut; its leases
+ * run out, relay B takes the events over and delivers them; when A's
+ * cable is back, A's late outcomes are refused and B's stay.
+ */
+START_TEST(cut_off_relay_is_taken_over)
+{
+	/* A slow answer keeps A's transfers in flight past the cut. */
+	static const char *const opts[] = {
+		"--timeout", "3", "--lease", "3.5", NULL,
+	};
+	enum { N = 5 };
+	struct env env;
+	struct tally t;
+	int64_t ids[N];
+	pid_t a, b;
+	int *seen;
+	char *base, *text;
+
+	ck_assert_msg(geteuid() == 0, "needs root (ip netns): "
+		      "run as root through make check");
+	env.dir = tu_tmpdir("netsplit");
+	net_make(&env);
+	base = net_pg_start();
+	ck_assert_int_ne(asprintf(&env.db, "%s/postgres", base), -1);
+	free(base);
+	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, NULL, "init",
+				       env.db, NULL), 0);
+	tu_receiver_start_on(&env.rx, env.dir, net.address);
+	provision(&env, "default", "/slow/2000");
+	produce(&env, NULL, N, ids);
+
+	a = daemon_start_in(&env, net.netns[0], "a.log", opts);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, N, 10000), N);
+	net_link(&env, 0, 0);
+	b = daemon_start_in(&env, net.netns[1], "b.log", opts);
+	t = wait_delivered(&env, N, SETTLE_MS);
+	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
+	/* Nothing of A's reached the database while it was cut off. */
+	ck_assert_int_eq(refused_in_log(&env, "a.log"), 0);
+	text = log_of(&env, "b.log");
+	ck_assert_msg(strstr(text, "took over") != NULL, "%s", text);
+	free(text);
+
+	net_link(&env, 0, 1);
+	for (int waited = 0; refused_in_log(&env, "a.log") < N &&
+	     waited < SETTLE_MS; waited += 100)
+		tu_sleep_ms(100);
+	daemon_stop(a);
+	daemon_stop(b);
+	ck_assert_int_eq(refused_in_log(&env, "a.log"), N);
+
+	t = tally(&env);
+	ck_assert_int_eq(t.rows, N);
+	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
+	ck_assert_int_eq(t.max_attempts, 1);
+	ck_assert_int_eq(t.min_attempts, 1);
+	seen = ids_seen(&env, (int)ids[N - 1], -1);
+	for (int i = 0; i < N; i++) {
+		struct attempts at = attempts_of(&env, ids[i]);
+
+		/* A's request and B's. */
+		ck_assert_int_ge(seen[ids[i]], 1);
+		ck_assert_int_eq(at.count, 1);
+		ck_assert_int_eq(at.status[0], 204);
+	}
+	free(seen);
+	env_close(&env);
+}
+END_TEST
+
+/* Needs root and a PostgreSQL server; the Makefile's PostgreSQL run
+ * passes --netns as root. */
+static Suite *netns_suite(void)
+{
+	Suite *s = suite_create("faults across network namespaces");
+	TCase *network = tcase_create("network");
+
+	tcase_set_timeout(network, 180);
+	tcase_add_unchecked_fixture(network, net_names, net_remove);
+	tcase_add_test(network, cut_off_relay_is_taken_over);
+	suite_add_tcase(s, network);
+	return s;
+}
+
 int main(int argc, char **argv)
 {
-	int as_root = argc > 1 && strcmp(argv[1], "--root") == 0;
-	SRunner *runner = srunner_create(as_root ? root_suite() : faults_suite());
+	const char *mode = argc > 1 ? argv[1] : "";
+	SRunner *runner = srunner_create(
+		strcmp(mode, "--root") == 0 ? root_suite() :
+		strcmp(mode, "--netns") == 0 ? netns_suite() : faults_suite());
 	int failed;
 
 	srunner_run_all(runner, CK_NORMAL);

@@ -251,6 +251,12 @@ int tu_smartrelay(int timeout_ms, char **out, char **err, ...)
 
 void tu_receiver_start(struct tu_receiver *rx, const char *dir)
 {
+	tu_receiver_start_on(rx, dir, "127.0.0.1");
+}
+
+void tu_receiver_start_on(struct tu_receiver *rx, const char *dir,
+			  const char *address)
+{
 	char *port_path = tu_path(dir, "receiver.port");
 	char *err_path = tu_path(dir, "receiver.log");
 	char *argv[] = {
@@ -259,12 +265,14 @@ void tu_receiver_start(struct tu_receiver *rx, const char *dir)
 		(char *)"--record", NULL,
 		(char *)"--ids", NULL,
 		(char *)"--max-seconds", (char *)"300",
+		(char *)"--address", (char *)address,
 		NULL,
 	};
 	int waited;
 
 	memset(rx, 0, sizeof(*rx));
 	rx->dir = strdup(dir);
+	rx->address = strdup(address);
 	rx->record_path = tu_path(dir, "requests.raw");
 	rx->ids_path = tu_path(dir, "requests.ids");
 	argv[4] = rx->record_path;
@@ -294,6 +302,7 @@ void tu_receiver_stop(struct tu_receiver *rx)
 		tu_wait(rx->pid, 5000);
 	}
 	free(rx->dir);
+	free(rx->address);
 	free(rx->record_path);
 	free(rx->ids_path);
 	memset(rx, 0, sizeof(*rx));
@@ -301,7 +310,7 @@ void tu_receiver_stop(struct tu_receiver *rx)
 
 char *tu_receiver_url(const struct tu_receiver *rx, const char *path)
 {
-	return xstrdup_printf("http://127.0.0.1:%d%s", rx->port, path);
+	return xstrdup_printf("http://%s:%d%s", rx->address, rx->port, path);
 }
 
 char *tu_receiver_requests(const struct tu_receiver *rx)

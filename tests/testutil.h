@@ -61,6 +61,7 @@ int tu_smartrelay(int timeout_ms, char **out, char **err, ...)
 
 struct tu_receiver {
 	pid_t pid;
+	char *address; /* the IPv4 address it listens on */
 	int port;
 	char *dir;
 	char *record_path; /* every request, exactly as received */
@@ -70,10 +71,14 @@ struct tu_receiver {
 /* Starts the receiver on an ephemeral 127.0.0.1 port, writing under dir. */
 void tu_receiver_start(struct tu_receiver *rx, const char *dir);
 
+/* The same on the IPv4 address given (dotted quad). */
+void tu_receiver_start_on(struct tu_receiver *rx, const char *dir,
+			  const char *address);
+
 /* Stops it (SIGTERM, then waits) and frees its strings. */
 void tu_receiver_stop(struct tu_receiver *rx);
 
-/* "http://127.0.0.1:PORT" + path. */
+/* "http://ADDRESS:PORT" + path. */
 char *tu_receiver_url(const struct tu_receiver *rx, const char *path);
 
 /* The requests recorded so far (raw bytes, framed; see tools/receiver.c). */

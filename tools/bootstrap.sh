@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 packages="make gcc libc6-dev pkg-config ca-certificates openssl sqlite3
 	libsqlite3-dev libpq-dev libcurl4-openssl-dev libjansson-dev libxml2-dev check
-	libssl-dev libmicrohttpd-dev python3 valgrind postgresql"
+	libssl-dev libmicrohttpd-dev python3 valgrind postgresql iproute2"
 # libFuzzer comes with clang's runtime, only a recommendation of clang.
 case " $* " in
 *" fuzz "*) packages="$packages clang libclang-rt-14-dev" ;;

@@ -102,6 +102,7 @@ struct seq_entry {
 };
 
 struct options {
+	struct in_addr address; /* listened on; 127.0.0.1 unless --address */
 	int port;
 	const char *port_file;
 	const char *record_path;
@@ -1374,12 +1375,12 @@ static int open_listener(struct server *s)
 	memset(&addr, 0, sizeof(addr));
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((uint16_t)s->opt.port);
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_addr = s->opt.address;
 	if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
 	    listen(s->listen_fd, 4096) != 0 ||
 	    getsockname(s->listen_fd, (struct sockaddr *)&addr, &addr_len) != 0) {
-		fprintf(stderr, "receiver: listen on 127.0.0.1:%d: %s\n",
-			s->opt.port, strerror(errno));
+		fprintf(stderr, "receiver: listen on %s:%d: %s\n",
+			inet_ntoa(s->opt.address), s->opt.port, strerror(errno));
 		return -1;
 	}
 	s->opt.port = ntohs(addr.sin_port);
@@ -1431,9 +1432,11 @@ static void raise_fd_limit(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: receiver [--port N] [--port-file F] [--record F] [--ids F]\n"
-		"                [--status N] [--seed N] [--max-seconds N] [--quiet]\n"
-		"A loopback HTTP/1.1 server on 127.0.0.1 for tests and benchmarks.\n"
+		"usage: receiver [--address A] [--port N] [--port-file F] [--record F]\n"
+		"                [--ids F] [--status N] [--seed N] [--max-seconds N]\n"
+		"                [--quiet]\n"
+		"An HTTP/1.1 server on 127.0.0.1 (or the IPv4 address A) for tests\n"
+		"and benchmarks.\n"
 		"Paths: /status/NNN[?retry_after=X] /seq/A,B,... /hang /reset /resetmid\n"
 		"       /slow/MS /endless/NNN /random/P /close /basic/USER/PASS\n"
 		"       /digest/USER/PASS; others get --status.\n");
@@ -1443,6 +1446,7 @@ static void usage(FILE *f)
 static int parse_options(int argc, char **argv, struct options *opt)
 {
 	static const struct option longopts[] = {
+		{ "address", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "port-file", required_argument, NULL, 'f' },
 		{ "record", required_argument, NULL, 'r' },
@@ -1457,11 +1461,19 @@ static int parse_options(int argc, char **argv, struct options *opt)
 	uint64_t n;
 	int ch;
 
+	opt->address.s_addr = htonl(INADDR_LOOPBACK);
 	opt->status = 204;
 	opt->seed = 1;
 	opt->max_seconds = 3600;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'a':
+			if (inet_pton(AF_INET, optarg, &opt->address) != 1) {
+				fprintf(stderr, "receiver: --address: not an IPv4 "
+					"address: %s\n", optarg);
+				return -1;
+			}
+			break;
 		case 'p':
 			if (parse_option_number("port", optarg, 65535, &n) != 0)
 				return -1;
@@ -1615,7 +1627,8 @@ int main(int argc, char **argv)
 	if (s->opt.port_file && write_port_file(s->opt.port_file, s->opt.port) != 0)
 		goto out;
 	if (!s->opt.quiet)
-		fprintf(stderr, "receiver: listening on 127.0.0.1:%d\n", s->opt.port);
+		fprintf(stderr, "receiver: listening on %s:%d\n",
+			inet_ntoa(s->opt.address), s->opt.port);
 	rc = serve(s);
 	fprintf(stderr, "requests=%" PRIu64 " connections=%" PRIu64 "\n",
 		s->requests, s->connections);
