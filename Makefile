@@ -192,8 +192,8 @@ check-integration: $(PROGRAM) $(TOOL_BINS) \
 # its own on a bridge to relays in network namespaces.
 PG_BIN ?= /usr/lib/postgresql/15/bin
 # test_faults breaks SQLite files (read-only, full disk) and test_security
-# checks their modes; test_hostile is not yet ported to tu_db.
-PG_INTEGRATION_TESTS = $(filter-out test_faults test_security test_hostile,\
+# checks their modes.
+PG_INTEGRATION_TESTS = $(filter-out test_faults test_security,\
 	$(INTEGRATION_TESTS))
 
 check-integration-pg: $(PROGRAM) $(TOOL_BINS) $(BUILD)/tests/test_faults \

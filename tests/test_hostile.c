@@ -7,6 +7,9 @@
  * receiver. Every event must end delivered or failed with a reason (or, for
  * a config error, wait untouched), every request the receiver recorded must
  * carry a well-formed body, and no value may add a header line.
+ * On PostgreSQL, whose text is valid UTF-8 only and which checks the
+ * parties as jsonb, a value it cannot hold is refused when it is written
+ * (as a producer's INSERT would be), and its case ends there.
  */
 #include <check.h>
 #include <ctype.h>
@@ -38,7 +41,7 @@ static void env_open(struct env *env, const char *name)
 	char err[256];
 
 	env->dir = tu_tmpdir(name);
-	env->db = tu_path(env->dir, "relay.db");
+	env->db = tu_db(env->dir);
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "init",
 				       env->db, NULL), 0);
 	tu_receiver_start(&env->rx, env->dir);
@@ -54,35 +57,116 @@ static void env_close(struct env *env)
 	free(env->dir);
 }
 
-static void config_set(struct env *env, const char *cloud_id, const char *key,
-		       const char *value)
+/* 1 when text is UTF-8 as RFC 3629 has it: no overlong forms, no
+ * surrogates, nothing past U+10FFFF. */
+static int utf8_valid(const char *text)
 {
-	ck_assert_msg(store_config_set(env->store, cloud_id, key, value) ==
-		      STORE_OK, "config set %s: %s", key,
-		      store_errmsg(env->store));
+	const unsigned char *s = (const unsigned char *)text;
+
+	while (*s != '\0') {
+		unsigned long cp;
+		int more;
+
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if (*s >= 0xc2 && *s <= 0xdf)
+			more = 1;
+		else if ((*s & 0xf0) == 0xe0)
+			more = 2;
+		else if (*s >= 0xf0 && *s <= 0xf4)
+			more = 3;
+		else
+			return 0;
+		cp = *s & (0x3f >> more);
+		for (int i = 1; i <= more; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		s += more + 1;
+	}
+	return 1;
 }
 
-static void provision(struct env *env, const char *cloud_id,
-		      const char *content_type)
+static int on_postgresql(const struct env *env)
+{
+	return strncmp(env->db, "postgresql://", 13) == 0;
+}
+
+/* 1 when the database cannot hold value (NULL: the default). */
+static int engine_refuses(const struct env *env, const char *value)
+{
+	return on_postgresql(env) && value != NULL && !utf8_valid(value);
+}
+
+/*
+ * Checks the result rc of writing what: STORE_OK, or a refusal with a
+ * reason when refused. Returns 1 when it was written.
+ */
+static int written(struct env *env, int rc, int refused, const char *what)
+{
+	if (refused) {
+		ck_assert_msg(rc != STORE_OK && *store_errmsg(env->store),
+			      "%s: held a value the database cannot hold",
+			      what);
+		return 0;
+	}
+	ck_assert_msg(rc == STORE_OK, "%s: %s", what, store_errmsg(env->store));
+	return 1;
+}
+
+/* Returns 1, or 0 when the database refused it (see engine_refuses). */
+static int config_set(struct env *env, const char *cloud_id, const char *key,
+		      const char *value)
+{
+	return written(env, store_config_set(env->store, cloud_id, key, value),
+		       engine_refuses(env, cloud_id) ||
+		       engine_refuses(env, value), key);
+}
+
+static int provision(struct env *env, const char *cloud_id,
+		     const char *content_type)
 {
 	char *url = tu_receiver_url(&env->rx, "/notify");
+	int ok = config_set(env, cloud_id, "smartContactNotificationUrl", url) &&
+		 config_set(env, cloud_id, "smartContactNotificationContentType",
+			    content_type);
 
-	config_set(env, cloud_id, "smartContactNotificationUrl", url);
-	config_set(env, cloud_id, "smartContactNotificationContentType",
-		   content_type);
 	free(url);
+	return ok;
+}
+
+/* The new event's id, or 0 when the database refused it: because a value
+ * is not UTF-8, or because not_jsonb and the database is PostgreSQL. */
+static int64_t produce_checked(struct env *env, int not_jsonb,
+			       const char *cloud_id, const char *number,
+			       const char *network, const char *uri,
+			       const char *parties)
+{
+	struct new_event ev = { cloud_id, number, network, uri, parties };
+	int64_t id = 0;
+	int refused = engine_refuses(env, cloud_id) ||
+		      engine_refuses(env, number) ||
+		      engine_refuses(env, network) ||
+		      engine_refuses(env, uri) ||
+		      engine_refuses(env, parties) ||
+		      (not_jsonb && on_postgresql(env));
+
+	return written(env, store_enqueue(env->store, &ev, &id), refused,
+		       "enqueue") ? id : 0;
 }
 
 static int64_t produce(struct env *env, const char *cloud_id,
 		       const char *number, const char *network,
 		       const char *uri, const char *parties)
 {
-	struct new_event ev = { cloud_id, number, network, uri, parties };
-	int64_t id = 0;
-
-	ck_assert_msg(store_enqueue(env->store, &ev, &id) == STORE_OK,
-		      "enqueue: %s", store_errmsg(env->store));
-	return id;
+	return produce_checked(env, 0, cloud_id, number, network, uri,
+			       parties);
 }
 
 /* A new string of n bytes: unit repeated (cut at n). */
@@ -299,6 +383,14 @@ static const struct field_case party_cases[] = {
 
 #define N_PARTY_CASES (sizeof(party_cases) / sizeof(party_cases[0]))
 
+/* The party cases PostgreSQL refuses: jsonb holds no NUL and no lone
+ * surrogate. */
+static int not_jsonb(const struct field_case *c)
+{
+	return strcmp(c->what, "NUL escape") == 0 ||
+	       strcmp(c->what, "lone surrogate escape") == 0;
+}
+
 /* The value of a case; a long one is new (*owned set to it). */
 static const char *case_value(const struct field_case *c, int parties,
 			      char **owned)
@@ -331,10 +423,14 @@ struct produced {
 	const char *expect;
 };
 
+/* Where the database refused the event, that was its check. */
 static void check_outcome(struct env *env, const struct produced *p)
 {
-	struct row row = fetch(env, p->id);
+	struct row row;
 
+	if (p->id == 0)
+		return;
+	row = fetch(env, p->id);
 	if (p->expect == NULL) {
 		ck_assert_msg(strcmp(row.status, "delivered") == 0,
 			      "%s in %s: %s (%s)", p->what, p->field,
@@ -355,9 +451,13 @@ static void check_outcome(struct env *env, const struct produced *p)
 	free(row.error);
 }
 
-/* Every case in every field of an app of kind; returns the deliveries. */
+/*
+ * Every case in every field of an app of kind; returns the deliveries,
+ * and adds the events stored to *stored.
+ */
 static int produce_field_cases(struct env *env, const char *cloud_id,
-			       int xml, struct produced *out, size_t *n)
+			       int xml, struct produced *out, size_t *n,
+			       int *stored)
 {
 	static const char *const fields[] = {
 		"new_smart_number", "network_id", "new_smart_uri",
@@ -380,7 +480,8 @@ static int produce_field_cases(struct env *env, const char *cloud_id,
 			p->what = c->what;
 			p->field = fields[f];
 			p->expect = xml ? c->xml : c->json;
-			delivered += p->expect == NULL;
+			delivered += p->id != 0 && p->expect == NULL;
+			*stored += p->id != 0;
 		}
 		free(owned);
 	}
@@ -389,12 +490,14 @@ static int produce_field_cases(struct env *env, const char *cloud_id,
 		const char *value = case_value(c, 1, &owned);
 		struct produced *p = &out[(*n)++];
 
-		p->id = produce(env, cloud_id, "+15551231234", "network_1",
-				"sip_uri_1", value);
+		p->id = produce_checked(env, not_jsonb(c), cloud_id,
+					"+15551231234", "network_1",
+					"sip_uri_1", value);
 		p->what = c->what;
 		p->field = "interested_parties";
 		p->expect = xml ? c->xml : c->json;
-		delivered += p->expect == NULL;
+		delivered += p->id != 0 && p->expect == NULL;
+		*stored += p->id != 0;
 		free(owned);
 	}
 	return delivered;
@@ -404,15 +507,16 @@ START_TEST(hostile_event_fields)
 {
 	struct produced produced[2 * (3 * N_FIELD_CASES + N_PARTY_CASES)];
 	size_t n = 0;
-	int delivered = 0;
+	int delivered = 0, stored = 0;
 	struct env env;
 	char *err, *out = NULL;
 
 	env_open(&env, "hostile-fields");
-	provision(&env, "default", "application/json");
-	provision(&env, "xmlapp", "application/xml; charset=utf-8");
-	delivered += produce_field_cases(&env, NULL, 0, produced, &n);
-	delivered += produce_field_cases(&env, "xmlapp", 1, produced, &n);
+	ck_assert(provision(&env, "default", "application/json"));
+	ck_assert(provision(&env, "xmlapp", "application/xml; charset=utf-8"));
+	delivered += produce_field_cases(&env, NULL, 0, produced, &n, &stored);
+	delivered += produce_field_cases(&env, "xmlapp", 1, produced, &n,
+					 &stored);
 
 	err = run_once(&env);
 	for (size_t i = 0; i < n; i++)
@@ -427,7 +531,7 @@ START_TEST(hostile_event_fields)
 				       "--json", NULL), 0);
 	ck_assert_msg(render_check_body(CONTENT_JSON, out, strlen(out), NULL,
 					0) == 0, "history --json is not JSON");
-	ck_assert_int_eq(tu_count(out, "\"new_smart_number\":"), (int)n);
+	ck_assert_int_eq(tu_count(out, "\"new_smart_number\":"), stored);
 	free(out);
 	free(err);
 	env_close(&env);
@@ -467,20 +571,27 @@ START_TEST(hostile_cloud_ids)
 	struct env env;
 	struct row row;
 	char *err, *out = NULL;
+	int stored = 0;
 
 	ids[n_ids - 1] = big;
 	env_open(&env, "hostile-ids");
 	for (size_t i = 0; i < n_ids; i++) {
-		provision(&env, ids[i], i % 2 ? "application/xml"
-					      : "application/json");
+		int provisioned = provision(&env, ids[i], i % 2 ?
+					    "application/xml" :
+					    "application/json");
+
 		event[i] = produce(&env, ids[i], "+15551231234", "network_1",
 				   "sip_uri_1", two_parties);
+		ck_assert_int_eq(provisioned, event[i] != 0);
+		stored += event[i] != 0;
 	}
 	ghost_id = produce(&env, ghost, "+15551231234", "network_1",
 			   "sip_uri_1", two_parties);
 
 	err = run_once(&env);
 	for (size_t i = 0; i < n_ids; i++) {
+		if (event[i] == 0)
+			continue;
 		row = fetch(&env, event[i]);
 		ck_assert_msg(strcmp(row.status, "delivered") == 0,
 			      "cloud_id %zu: %s", i, row.status);
@@ -493,13 +604,13 @@ START_TEST(hostile_cloud_ids)
 	free(row.error);
 	ck_assert_ptr_nonnull(strstr(err, "config error: cloud_id=ghost "));
 	check_log_lines(err);
-	ck_assert_int_eq(check_requests(&env), (int)n_ids);
+	ck_assert_int_eq(check_requests(&env), stored);
 	free(err);
 
 	/* The history shows them all, one row each, and as JSON. */
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "history",
 				       env.db, NULL), 0);
-	ck_assert_int_eq(tu_count(out, "\n"), (int)n_ids + 2);
+	ck_assert_int_eq(tu_count(out, "\n"), stored + 2);
 	ck_assert_ptr_null(strstr(out, "\n2026-01-01T00:00:00.000Z error"));
 	ck_assert_ptr_null(strstr(out, "\nX-Injected"));
 	ck_assert_ptr_nonnull(strstr(out, "ghost?2026-01-01T"));
@@ -566,7 +677,7 @@ static const struct config_case good_config_cases[] = {
 	{ "good-ct-params", "smartContactNotificationContentType",
 	  "application/json; q=\"<x>\xff\"" },
 	{ "good-headers", "smartContactNotificationCustomHeaders",
-	  "X-A: 1\r\nX-B: \"<2>\" \xff\r\n" },
+	  "X-A: 1\r\nX-B: \"<2>\" \xc3\xbf\r\n" },
 	{ "good-template", "smartContactNotificationPostData",
 	  "{\"n\":\"%new_smart_number%\",\"m\":\"<x>&amp;\xe2\x80\xa8 \\\"\","
 	  "\"p\":\"%interestedParties%\",\"%network_id%\":1}" },
@@ -599,6 +710,7 @@ static char *config_value(struct env *env, const char *value)
 START_TEST(hostile_config_values)
 {
 	int64_t event[N_CONFIG_CASES], good[N_GOOD_CONFIG_CASES];
+	int good_stored = 0;
 	struct env env;
 	struct row row;
 	char *err, *out = NULL, *check_err = NULL, expected[256];
@@ -609,26 +721,34 @@ START_TEST(hostile_config_values)
 			&config_cases[i] :
 			&good_config_cases[i - N_CONFIG_CASES];
 		char *value = config_value(&env, c->value);
+		int64_t *id = i < N_CONFIG_CASES ? &event[i] :
+			      &good[i - N_CONFIG_CASES];
 
-		provision(&env, c->cloud_id, "application/json");
+		ck_assert(provision(&env, c->cloud_id, "application/json"));
 		if (strstr(c->key, "Auth") != NULL) {
-			config_set(&env, c->cloud_id,
-				   "smartContactNotificationAuthPassword", "pw");
-			config_set(&env, c->cloud_id,
-				   "smartContactNotificationAllowInsecureAuth",
-				   "true");
+			ck_assert(config_set(&env, c->cloud_id,
+					     "smartContactNotificationAuthPassword",
+					     "pw"));
+			ck_assert(config_set(&env, c->cloud_id,
+					     "smartContactNotificationAllowInsecureAuth",
+					     "true"));
 		}
-		config_set(&env, c->cloud_id, c->key, value);
+		/* A value the database refused has had its check. */
+		*id = 0;
+		if (config_set(&env, c->cloud_id, c->key, value)) {
+			*id = produce(&env, c->cloud_id, "+15551231234",
+				      "network_1", "sip_uri_1", two_parties);
+			good_stored += i >= N_CONFIG_CASES;
+		}
 		free(value);
-		*(i < N_CONFIG_CASES ? &event[i] : &good[i - N_CONFIG_CASES]) =
-			produce(&env, c->cloud_id, "+15551231234",
-				"network_1", "sip_uri_1", two_parties);
 	}
 
 	err = run_once(&env);
 	for (size_t i = 0; i < N_CONFIG_CASES; i++) {
 		const struct config_case *c = &config_cases[i];
 
+		if (event[i] == 0)
+			continue;
 		row = fetch(&env, event[i]);
 		ck_assert_msg(strcmp(row.status, "pending") == 0 &&
 			      row.attempts == 0, "%s: %s after %lld attempts",
@@ -654,16 +774,18 @@ START_TEST(hostile_config_values)
 	}
 	check_log_lines(err);
 	for (size_t i = 0; i < N_GOOD_CONFIG_CASES; i++) {
+		if (good[i] == 0)
+			continue;
 		row = fetch(&env, good[i]);
 		ck_assert_msg(strcmp(row.status, "delivered") == 0,
 			      "%s: %s (%s)", good_config_cases[i].cloud_id,
 			      row.status, row.error ? row.error : "");
 		free(row.error);
 	}
-	ck_assert_int_eq(check_requests(&env), (int)N_GOOD_CONFIG_CASES);
+	ck_assert_int_eq(check_requests(&env), good_stored);
 	/* Good lines with CRLF ends are two headers, as written. */
 	out = tu_receiver_requests(&env.rx);
-	ck_assert_ptr_nonnull(strstr(out, "\r\nX-A: 1\r\nX-B: \"<2>\" \xff\r\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\r\nX-A: 1\r\nX-B: \"<2>\" \xc3\xbf\r\n"));
 	free(out);
 	free(err);
 	env_close(&env);
