@@ -33,6 +33,8 @@
  * so that neither side's socket buffer fills while it waits on the other. */
 #define PG_PIPELINE_MAX 64
 #define PG_INT_TEXT 24
+/* The rows of one FETCH of the history cursor (its statement's number). */
+#define PG_HISTORY_CHUNK 1000
 /* Serializes concurrent inits of one database (pg_advisory_xact_lock). */
 #define PG_MIGRATION_LOCK 7283416
 
@@ -68,6 +70,7 @@ enum stmt {
 	STMT_RECORD_UNWRITABLE,
 	STMT_RELEASE,
 	STMT_HISTORY,
+	STMT_HISTORY_FETCH,
 	STMT_ATTEMPTS,
 	STMT_REQUEUE_COUNT,
 	STMT_REQUEUE,
@@ -208,7 +211,9 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"       claim_token = NULL, lease_until = NULL"
 		" WHERE id = $1::bigint AND claim_token = $2::bigint"
 		"   AND status = 'sending'" },
+	/* A cursor: history is read a chunk at a time (see pg_store_history). */
 	[STMT_HISTORY] = { "history", 7,
+		"DECLARE history NO SCROLL CURSOR FOR "
 		"SELECT id, cloud_id, new_smart_number, network_id, new_smart_uri,"
 		"       interested_parties, created_at, status, attempts,"
 		"       next_attempt_at, last_attempt_at, http_status, error,"
@@ -222,6 +227,9 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"   AND ($6::text IS NULL OR created_at < $6::text)"
 		" ORDER BY created_at DESC, id DESC"
 		" LIMIT $7::bigint" },
+	/* As many rows as memory holds at once (PG_HISTORY_CHUNK). */
+	[STMT_HISTORY_FETCH] = { "history_fetch", 0,
+		"FETCH 1000 FROM history" },
 	[STMT_ATTEMPTS] = { "attempts", 1,
 		"SELECT id, outbox_id, attempt, started_at, duration_ms,"
 		"       http_status, error"
@@ -1442,28 +1450,13 @@ static int pg_store_release(struct store *store, const int64_t *ids,
 
 /* ---- history ------------------------------------------------------------ */
 
-static int pg_store_history(struct store *store,
-			    const struct history_filter *filter,
-			    int (*each)(const struct history_row *row,
-					void *arg),
-			    void *arg)
+/* Calls each for the rows of res until it returns non-zero; returns that. */
+static int history_rows(const PGresult *res,
+			int (*each)(const struct history_row *row, void *arg),
+			void *arg)
 {
-	struct params p = { .count = 0 };
-	PGresult *res;
 	int stopped = 0;
-	int rc;
 
-	param_text(&p, filter->status);
-	param_text(&p, filter->cloud_id);
-	param_int64_or_null(&p, filter->id != 0, filter->id);
-	param_text(&p, filter->number);
-	param_text(&p, filter->since);
-	param_text(&p, filter->until);
-	/* A NULL LIMIT is none. */
-	param_int64_or_null(&p, filter->limit > 0, filter->limit);
-	rc = stmt_run(store, STMT_HISTORY, &p, &res);
-	if (rc != STORE_OK)
-		return rc;
 	for (int i = 0; i < PQntuples(res) && !stopped; i++) {
 		struct history_row h;
 
@@ -1484,8 +1477,47 @@ static int pg_store_history(struct store *store,
 		h.delivered_at = value_text(res, i, 13);
 		stopped = each(&h, arg);
 	}
-	PQclear(res);
 	return stopped;
+}
+
+static int pg_store_history(struct store *store,
+			    const struct history_filter *filter,
+			    int (*each)(const struct history_row *row,
+					void *arg),
+			    void *arg)
+{
+	struct params p = { .count = 0 };
+	PGresult *res;
+	int stopped = 0;
+	int rows = PG_HISTORY_CHUNK;
+	int rc;
+
+	param_text(&p, filter->status);
+	param_text(&p, filter->cloud_id);
+	param_int64_or_null(&p, filter->id != 0, filter->id);
+	param_text(&p, filter->number);
+	param_text(&p, filter->since);
+	param_text(&p, filter->until);
+	/* A NULL LIMIT is none. */
+	param_int64_or_null(&p, filter->limit > 0, filter->limit);
+	/* Through a cursor, PG_HISTORY_CHUNK rows at a time, so that memory
+	 * stays flat however many rows match; between chunks the connection
+	 * is free for each's own queries (history --attempts). The
+	 * transaction's end closes the cursor. */
+	rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	rc = stmt_exec(store, STMT_HISTORY, &p, NULL);
+	while (rc == STORE_OK && !stopped && rows == PG_HISTORY_CHUNK) {
+		rc = stmt_run(store, STMT_HISTORY_FETCH, NULL, &res);
+		if (rc != STORE_OK)
+			break;
+		rows = PQntuples(res);
+		stopped = history_rows(res, each, arg);
+		PQclear(res);
+	}
+	rc = tx_end(store, rc);
+	return rc != STORE_OK ? rc : stopped;
 }
 
 static int pg_store_attempts(struct store *store, int64_t outbox_id,

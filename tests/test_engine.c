@@ -305,6 +305,79 @@ START_TEST(display_name_hides_passwords)
 }
 END_TEST
 
+/* ---- history ------------------------------------------------------------ */
+
+struct walk {
+	struct store *store;
+	int rows;
+	int64_t last_id;
+	int stop_at;     /* the row whose callback returns 7; 0: none */
+};
+
+static int count_attempt(const struct attempt_row *a, void *arg)
+{
+	(void)a;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Checks the order, and queries the store from inside the walk, as
+ * `history --attempts` does. */
+static int walk_row(const struct history_row *h, void *arg)
+{
+	struct walk *w = arg;
+	int attempts = 0;
+
+	ck_assert_msg(w->rows == 0 || h->id < w->last_id,
+		      "id %" PRId64 " after %" PRId64, h->id, w->last_id);
+	w->last_id = h->id;
+	w->rows++;
+	if (w->rows % 500 == 0)
+		ck_assert_int_eq(store_attempts(w->store, h->id, count_attempt,
+						&attempts), STORE_OK);
+	ck_assert_int_eq(attempts, 0);
+	return w->rows == w->stop_at ? 7 : 0;
+}
+
+/* More rows than one chunk that an engine may read at a time. */
+START_TEST(history_walks_every_row_and_stops_when_asked)
+{
+	enum { N = 2500 };
+	struct new_event *events = calloc(N, sizeof(*events));
+	struct history_filter all = { .limit = 0 };
+	struct history_filter newest = { .limit = 1 };
+	struct walk w = { .rows = 0 };
+	struct db db;
+
+	ck_assert_ptr_nonnull(events);
+	db_open(&db, "history-walk");
+	for (int i = 0; i < N; i++)
+		events[i] = (struct new_event){ NULL, "+1555", "net", "uri",
+						parties };
+	ck_assert_msg(store_enqueue_batch(db.store, events, N, NULL) ==
+		      STORE_OK, "enqueue: %s", store_errmsg(db.store));
+	w.store = db.store;
+	ck_assert_int_eq(store_history(db.store, &all, walk_row, &w), 0);
+	ck_assert_int_eq(w.rows, N);
+	ck_assert_int_eq(w.last_id, 1);
+
+	memset(&w, 0, sizeof(w));
+	w.store = db.store;
+	w.stop_at = 1500;
+	ck_assert_int_eq(store_history(db.store, &all, walk_row, &w), 7);
+	ck_assert_int_eq(w.rows, 1500);
+	/* The stopped walk left nothing open behind it. */
+	memset(&w, 0, sizeof(w));
+	w.store = db.store;
+	ck_assert_int_eq(store_history(db.store, &newest, walk_row, &w), 0);
+	ck_assert_int_eq(w.rows, 1);
+	ck_assert_int_eq(w.last_id, N);
+	ck_assert_int_eq(produce(db.store, "+1556", parties), N + 1);
+	free(events);
+	db_close(&db);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -316,6 +389,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, parties_must_be_a_json_array);
 	tcase_add_test(tc, another_connections_insert_is_a_change);
 	tcase_add_test(tc, display_name_hides_passwords);
+	tcase_add_test(tc, history_walks_every_row_and_stops_when_asked);
 	suite_add_tcase(s, tc);
 	return s;
 }
