@@ -70,8 +70,11 @@ void store_display_name(const char *path, char *out, size_t outlen);
 /* The text of the last failure on this store (borrowed). */
 const char *store_errmsg(const struct store *store);
 
-/* The schema version this program writes (the number of the last migration). */
-int store_schema_version(void);
+/*
+ * The schema version this program writes on the store's engine: the
+ * number of its last migration (sql/ for SQLite, sql/pg/ for PostgreSQL).
+ */
+int store_schema_version(const struct store *store);
 
 /*
  * How long a write waits for another connection's lock before it gives up

@@ -36,8 +36,8 @@ int cmd_init(int argc, char **argv)
 		return EXIT_USAGE;
 	if (store_open(db, STORE_OPEN_CREATE, &store, err, sizeof(err)) != STORE_OK)
 		return cli_runtime_error("init", "%s", err);
-	store_close(store);
 	store_display_name(db, shown, sizeof(shown));
-	printf("%s: schema version %d\n", shown, store_schema_version());
+	printf("%s: schema version %d\n", shown, store_schema_version(store));
+	store_close(store);
 	return 0;
 }

@@ -75,6 +75,11 @@ const char *store_errmsg(const struct store *store)
 	return engine_of(store)->errmsg(store);
 }
 
+int store_schema_version(const struct store *store)
+{
+	return engine_of(store)->schema_version();
+}
+
 int store_set_busy_timeout(struct store *store, int timeout_ms)
 {
 	return engine_of(store)->set_busy_timeout(store, timeout_ms);

@@ -17,6 +17,7 @@ struct store_engine {
 		    char *err, size_t errlen);
 	void (*close)(struct store *store);
 	const char *(*errmsg)(const struct store *store);
+	int (*schema_version)(void);
 	int (*set_busy_timeout)(struct store *store, int timeout_ms);
 	void (*set_tx_hook)(struct store *store, void (*hook)(void *arg),
 			    void *arg);

@@ -763,9 +763,14 @@ static int migrations_apply(struct store *store)
 	return rc;
 }
 
+static int pg_store_schema_version(void)
+{
+	return migrations[MIGRATION_COUNT - 1].version;
+}
+
 static int schema_prepare(struct store *store, enum store_mode mode)
 {
-	int latest = migrations[MIGRATION_COUNT - 1].version;
+	int latest = pg_store_schema_version();
 	int version = 0;
 	int rc = version_read(store, &version);
 
@@ -1756,6 +1761,7 @@ const struct store_engine store_pg_engine = {
 	.open = pg_store_open,
 	.close = pg_store_close,
 	.errmsg = pg_store_errmsg,
+	.schema_version = pg_store_schema_version,
 	.set_busy_timeout = pg_store_set_busy_timeout,
 	.set_tx_hook = pg_store_set_tx_hook,
 	.data_changed = pg_store_data_changed,

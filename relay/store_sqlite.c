@@ -420,7 +420,7 @@ int store_status_parse(const char *name, enum event_status *status)
 	return -1;
 }
 
-int store_schema_version(void)
+static int sqlite_store_schema_version(void)
 {
 	return migrations[MIGRATION_COUNT - 1].version;
 }
@@ -793,7 +793,7 @@ out:
 static int schema_prepare(struct store *store, const char *path,
 			  enum store_mode mode)
 {
-	int latest = store_schema_version();
+	int latest = sqlite_store_schema_version();
 	int version = 0;
 	int row = 0;
 	int rc;
@@ -2002,6 +2002,7 @@ const struct store_engine store_sqlite_engine = {
 	.open = sqlite_store_open,
 	.close = sqlite_store_close,
 	.errmsg = sqlite_store_errmsg,
+	.schema_version = sqlite_store_schema_version,
 	.set_busy_timeout = sqlite_store_set_busy_timeout,
 	.set_tx_hook = sqlite_store_set_tx_hook,
 	.data_changed = sqlite_store_data_changed,

@@ -8,6 +8,7 @@
  * claim that was taken over is refused.
  */
 #include <check.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -305,6 +306,52 @@ START_TEST(display_name_hides_passwords)
 }
 END_TEST
 
+/* ---- schema ------------------------------------------------------------- */
+
+/*
+ * The number of the last migration file NNN_*.sql in dir, relative to the
+ * source tree, where make runs the tests.
+ */
+static int last_migration(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int last = 0;
+
+	ck_assert_msg(d != NULL, "%s: not found (run from the source tree)",
+		      dir);
+	while ((e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+		size_t len = strlen(name);
+
+		if (len > 8 && name[3] == '_' &&
+		    strcmp(name + len - 4, ".sql") == 0 &&
+		    strspn(name, "0123456789") == 3) {
+			int number = (name[0] - '0') * 100 +
+				     (name[1] - '0') * 10 + (name[2] - '0');
+
+			if (number > last)
+				last = number;
+		}
+	}
+	closedir(d);
+	return last;
+}
+
+/* Each engine reports the number of its own migrations. */
+START_TEST(schema_version_is_the_engines_own)
+{
+	struct db db;
+	int pg;
+
+	db_open(&db, "schema-version");
+	pg = strncmp(db.path, "postgresql://", 13) == 0;
+	ck_assert_int_eq(store_schema_version(db.store),
+			 last_migration(pg ? "sql/pg" : "sql"));
+	db_close(&db);
+}
+END_TEST
+
 /* ---- history ------------------------------------------------------------ */
 
 struct walk {
@@ -390,6 +437,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, another_connections_insert_is_a_change);
 	tcase_add_test(tc, display_name_hides_passwords);
 	tcase_add_test(tc, history_walks_every_row_and_stops_when_asked);
+	tcase_add_test(tc, schema_version_is_the_engines_own);
 	suite_add_tcase(s, tc);
 	return s;
 }
