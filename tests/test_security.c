@@ -476,6 +476,35 @@ START_TEST(init_and_run_create_owner_only_files)
 }
 END_TEST
 
+/*
+ * Stored options are shown, not obeyed: an escape sequence or a carriage
+ * return in a value must not reach the operator's terminal, while a
+ * template keeps its lines.
+ */
+START_TEST(config_show_neutralises_control_characters)
+{
+	struct tu_env env;
+	char *out = NULL;
+
+	tu_env_open(&env, "showctl");
+	tu_config_set(&env, "default", "smartContactNotificationUrl",
+		      "http://127.0.0.1:1/\x1b]0;owned\x07\rpassword = x");
+	tu_config_set(&env, "default", "smartContactNotificationTemplate",
+		      "{\n\t\"n\": \"%new_smart_number%\"\n}");
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "config",
+				       env.db, "show", NULL), 0);
+	ck_assert_ptr_null(strchr(out, 0x1b));
+	ck_assert_ptr_null(strchr(out, 0x07));
+	ck_assert_ptr_null(strchr(out, '\r'));
+	ck_assert_ptr_nonnull(strstr(out, "smartContactNotificationUrl = "
+				     "http://127.0.0.1:1/?]0;owned??password = x\n"));
+	ck_assert_ptr_nonnull(strstr(out, "smartContactNotificationTemplate = "
+				     "{\n\t\"n\": \"%new_smart_number%\"\n}\n"));
+	free(out);
+	tu_env_close(&env);
+}
+END_TEST
+
 static Suite *security_suite(void)
 {
 	Suite *s = suite_create("security");
@@ -487,6 +516,7 @@ static Suite *security_suite(void)
 	tcase_add_test(tc, unreadable_ca_file_refused);
 	tcase_add_test(tc, password_never_printed);
 	tcase_add_test(tc, init_and_run_create_owner_only_files);
+	tcase_add_test(tc, config_show_neutralises_control_characters);
 	suite_add_tcase(s, tc);
 	return s;
 }
