@@ -438,7 +438,7 @@ START_TEST(config_show_neutralises_control_characters)
 	tu_env_open(&env, "showctl");
 	tu_config_set(&env, "default", "smartContactNotificationUrl",
 		      "http://127.0.0.1:1/\x1b]0;owned\x07\rpassword = x");
-	tu_config_set(&env, "default", "smartContactNotificationTemplate",
+	tu_config_set(&env, "default", "smartContactNotificationPostData",
 		      "{\n\t\"n\": \"%new_smart_number%\"\n}");
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "config",
 				       env.db, "show", NULL), 0);
@@ -447,7 +447,7 @@ START_TEST(config_show_neutralises_control_characters)
 	ck_assert_ptr_null(strchr(out, '\r'));
 	ck_assert_ptr_nonnull(strstr(out, "smartContactNotificationUrl = "
 				     "http://127.0.0.1:1/?]0;owned??password = x\n"));
-	ck_assert_ptr_nonnull(strstr(out, "smartContactNotificationTemplate = "
+	ck_assert_ptr_nonnull(strstr(out, "smartContactNotificationPostData = "
 				     "{\n\t\"n\": \"%new_smart_number%\"\n}\n"));
 	free(out);
 	tu_env_close(&env);
