@@ -30,4 +30,12 @@ int cli_parse_int(const char *text, int64_t min, int64_t max, int64_t *value);
 int cli_operands(const char *cmd, int argc, char **argv, int first, int want,
 		 const char **out);
 
+/*
+ * Writes text from the database to stdout, padded with spaces to width,
+ * control characters shown as '?' (newlines and tabs too unless
+ * keep_lines): a stored value must not forge or hide a line of the output,
+ * nor drive the terminal. NULL is written as "-".
+ */
+void cli_print_text(const char *text, int width, int keep_lines);
+
 #endif

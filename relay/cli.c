@@ -71,3 +71,17 @@ int cli_operands(const char *cmd, int argc, char **argv, int first, int want,
 		out[i] = argv[first + i];
 	return 0;
 }
+
+void cli_print_text(const char *text, int width, int keep_lines)
+{
+	int n = 0;
+
+	for (const char *c = text ? text : "-"; *c != '\0'; c++, n++) {
+		unsigned char b = (unsigned char)*c;
+		int line = keep_lines && (b == '\n' || b == '\t');
+
+		putchar((b < 0x20 || b == 0x7f) && !line ? '?' : b);
+	}
+	for (; n < width; n++)
+		putchar(' ');
+}

@@ -49,10 +49,15 @@ static int config_show(struct store *store, const char *cloud_id)
 		return cli_runtime_error("config", "%s", store_errmsg(store));
 	if (count == 0)
 		fprintf(stderr, "cloud_id=%s has no options\n", cloud_id);
-	for (size_t i = 0; i < count; i++)
-		printf("%s = %s\n", rows[i].key,
-		       endpoint_key_is_secret(rows[i].key) ? "********"
-							   : rows[i].value);
+	/* Templates and header lists keep their lines; other control
+	 * characters in a stored option are shown as '?'. */
+	for (size_t i = 0; i < count; i++) {
+		cli_print_text(rows[i].key, 0, 0);
+		fputs(" = ", stdout);
+		cli_print_text(endpoint_key_is_secret(rows[i].key)
+				       ? "********" : rows[i].value, 0, 1);
+		putchar('\n');
+	}
 	store_config_rows_free(rows, count);
 	return 0;
 }

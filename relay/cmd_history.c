@@ -45,20 +45,6 @@ static const char *or_dash(const char *text)
 	return text && *text ? text : "-";
 }
 
-/*
- * Writes text padded to width with control characters shown as '?': a
- * value from the outbox must not forge or hide a row of the table.
- */
-static void print_cell(const char *text, int width)
-{
-	int n = 0;
-
-	for (const char *c = text ? text : "-"; *c != '\0'; c++, n++)
-		putchar((unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c);
-	for (; n < width; n++)
-		putchar(' ');
-}
-
 static int print_attempt_text(const struct attempt_row *row, void *arg)
 {
 	(void)arg;
@@ -70,7 +56,7 @@ static int print_attempt_text(const struct attempt_row *row, void *arg)
 		printf("no response");
 	if (row->error) {
 		fputs("  ", stdout);
-		print_cell(row->error, 0);
+		cli_print_text(row->error, 0, 0);
 	}
 	putchar('\n');
 	return 0;
@@ -172,9 +158,9 @@ static int print_row(const struct history_row *row, void *arg)
 			       "ID", "CLOUD_ID", "NUMBER", "STATUS", "ATTEMPTS",
 			       "HTTP", "CREATED_AT", "LAST_ATTEMPT_AT", "ERROR");
 		printf("%-8" PRId64 " ", row->id);
-		print_cell(row->cloud_id, 10);
+		cli_print_text(row->cloud_id, 10, 0);
 		putchar(' ');
-		print_cell(row->new_smart_number, 16);
+		cli_print_text(row->new_smart_number, 16, 0);
 		printf(" %-9s %-8" PRId64 " ", row->status, row->attempts);
 		if (row->http_status)
 			printf("%-4ld ", row->http_status);
@@ -182,7 +168,7 @@ static int print_row(const struct history_row *row, void *arg)
 			printf("%-4s ", "-");
 		printf("%-24s %-24s ", or_dash(row->created_at),
 		       or_dash(row->last_attempt_at));
-		print_cell(or_dash(row->error), 0);
+		cli_print_text(or_dash(row->error), 0, 0);
 		putchar('\n');
 		if (p->attempts &&
 		    store_attempts(p->store, row->id, print_attempt_text, NULL)

@@ -24,82 +24,6 @@ static const char two_parties[] =
 	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"},"
 	"{\"username\":\"madelaine\",\"device\":\"madelaines_android\"}]";
 
-static int64_t produce(struct tu_env *env, const char *cloud_id,
-		       const char *number, const char *parties)
-{
-	struct store *store = NULL;
-	char err[256];
-	int64_t id = 0;
-	struct new_event ev = {
-		cloud_id, number, "network_1", "sip_uri_1", parties,
-	};
-
-	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
-				    sizeof(err)), STORE_OK);
-	ck_assert_int_eq(store_enqueue(store, &ev, &id), STORE_OK);
-	store_close(store);
-	return id;
-}
-
-/* The row of one event, as history shows it. */
-struct row {
-	char status[16];
-	int64_t attempts;
-	long http_status;
-	char error[256];
-	int has_error;
-	char next_attempt_at[TIME_TEXT_SIZE];
-	char delivered_at[TIME_TEXT_SIZE];
-	int attempt_rows;
-	long last_attempt_status;
-};
-
-static void copy(char *dst, size_t size, const char *src)
-{
-	snprintf(dst, size, "%s", src ? src : "");
-}
-
-static int take_row(const struct history_row *h, void *arg)
-{
-	struct row *row = arg;
-
-	copy(row->status, sizeof(row->status), h->status);
-	row->attempts = h->attempts;
-	row->http_status = h->http_status;
-	row->has_error = h->error != NULL;
-	copy(row->error, sizeof(row->error), h->error);
-	copy(row->next_attempt_at, sizeof(row->next_attempt_at), h->next_attempt_at);
-	copy(row->delivered_at, sizeof(row->delivered_at), h->delivered_at);
-	return 0;
-}
-
-static int take_attempt(const struct attempt_row *a, void *arg)
-{
-	struct row *row = arg;
-
-	row->attempt_rows++;
-	ck_assert_int_eq(a->attempt, row->attempt_rows);
-	row->last_attempt_status = a->http_status;
-	return 0;
-}
-
-static struct row fetch(struct tu_env *env, int64_t id)
-{
-	struct history_filter filter = { .id = id };
-	struct store *store = NULL;
-	struct row row;
-	char err[256];
-
-	memset(&row, 0, sizeof(row));
-	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
-				    sizeof(err)), STORE_OK);
-	ck_assert_int_eq(store_history(store, &filter, take_row, &row), STORE_OK);
-	ck_assert_int_eq(store_attempts(store, id, take_attempt, &row), STORE_OK);
-	store_close(store);
-	ck_assert_msg(row.status[0], "event %lld not found", (long long)id);
-	return row;
-}
-
 /* `smartrelay run --once DB` plus extra options; returns its stderr. */
 static char *run_once(struct tu_env *env, const char *extra1, const char *extra2)
 {
@@ -118,11 +42,11 @@ START_TEST(json_app_delivers_exact_request)
 	struct tu_env env;
 	char *requests, *err, expected[512];
 	int64_t id;
-	struct row row;
+	struct tu_row row;
 
 	tu_env_open(&env, "json");
 	tu_provision(&env, "default", "/notify", "application/json");
-	id = produce(&env, NULL, "15551231234", two_parties);
+	id = tu_produce(&env, NULL, "15551231234", two_parties);
 	err = run_once(&env, NULL, NULL);
 	free(err);
 
@@ -144,7 +68,7 @@ START_TEST(json_app_delivers_exact_request)
 		"\"madelaines_android\"}]\n}"));
 	free(requests);
 
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "delivered");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_int_eq(row.http_status, 204);
@@ -164,7 +88,7 @@ START_TEST(xml_app_delivers_party_elements)
 
 	tu_env_open(&env, "xml");
 	tu_provision(&env, "xmlapp", "/x", "application/xml");
-	id = produce(&env, "xmlapp", "+420111222333", two_parties);
+	id = tu_produce(&env, "xmlapp", "+420111222333", two_parties);
 	err = run_once(&env, NULL, NULL);
 	free(err);
 	requests = tu_receiver_requests(&env.rx);
@@ -177,7 +101,7 @@ START_TEST(xml_app_delivers_party_elements)
 		"<username>madelaine</username><device>madelaines_android</device>"
 		"</interested_party></interested_parties>"));
 	free(requests);
-	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "delivered");
 	tu_env_close(&env);
 }
 END_TEST
@@ -187,14 +111,14 @@ END_TEST
 START_TEST(client_error_is_final)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 
 	tu_env_open(&env, "404");
 	tu_provision(&env, "default", "/status/404", "application/json");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, NULL, NULL));
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.http_status, 404);
 	ck_assert_int_eq(row.attempts, 1);
@@ -207,14 +131,14 @@ END_TEST
 START_TEST(ok_200_is_not_delivered)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 
 	tu_env_open(&env, "200");
 	tu_provision(&env, "default", "/status/200", "application/json");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, NULL, NULL));
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.http_status, 200);
 	ck_assert_str_eq(row.delivered_at, "");
@@ -225,14 +149,14 @@ END_TEST
 START_TEST(server_error_retries_then_fails)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id, before = time_now_ms(), next;
 
 	tu_env_open(&env, "503");
 	tu_provision(&env, "default", "/status/503", "application/json");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, "--retry-base", "30"));
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_int_eq(row.http_status, 503);
@@ -244,7 +168,7 @@ START_TEST(server_error_retries_then_fails)
 
 	/* The retry is not due yet: a second --once leaves it alone. */
 	free(run_once(&env, NULL, NULL));
-	ck_assert_int_eq(fetch(&env, id).attempts, 1);
+	ck_assert_int_eq(tu_fetch(&env, id).attempts, 1);
 	tu_env_close(&env);
 }
 END_TEST
@@ -252,14 +176,14 @@ END_TEST
 START_TEST(last_attempt_fails)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 
 	tu_env_open(&env, "maxatt");
 	tu_provision(&env, "default", "/status/500", "application/json");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, "--max-attempts", "1"));
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_int_eq(row.http_status, 500);
@@ -270,14 +194,14 @@ END_TEST
 START_TEST(retry_after_is_honoured)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id, before = time_now_ms(), next;
 
 	tu_env_open(&env, "retryafter");
 	tu_provision(&env, "default", "/status/429?retry_after=120", "application/json");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, "--retry-base", "1"));
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(time_parse(row.next_attempt_at, &next), 0);
 	ck_assert_int_ge(next - before, 120000);
@@ -289,7 +213,7 @@ END_TEST
 START_TEST(refused_connection_retries)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 	int port;
 
@@ -298,9 +222,9 @@ START_TEST(refused_connection_retries)
 	tu_provision(&env, "default", "/", "application/json");
 	/* Nothing listens on the receiver's port once it stopped. */
 	tu_receiver_stop(&env.rx);
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, NULL, NULL));
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_int_eq(row.http_status, 0);
@@ -316,17 +240,17 @@ END_TEST
 START_TEST(timeout_retries)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 	char *err = NULL;
 
 	tu_env_open(&env, "timeout");
 	tu_provision(&env, "default", "/hang", "application/json");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run", "--once",
 				       "--timeout", "0.3", env.db, NULL), 0);
 	free(err);
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_msg(strstr(row.error, "timeout") != NULL, "error: %s", row.error);
@@ -337,16 +261,16 @@ END_TEST
 START_TEST(unrenderable_event_fails_alone)
 {
 	struct tu_env env;
-	struct row bad, good;
+	struct tu_row bad, good;
 	int64_t bad_id, good_id;
 
 	tu_env_open(&env, "unrenderable");
 	tu_provision(&env, "default", "/", "application/json");
-	bad_id = produce(&env, NULL, "1", "[{\"username\":\"eric\"}]");
-	good_id = produce(&env, NULL, "2", two_parties);
+	bad_id = tu_produce(&env, NULL, "1", "[{\"username\":\"eric\"}]");
+	good_id = tu_produce(&env, NULL, "2", two_parties);
 	free(run_once(&env, NULL, NULL));
-	bad = fetch(&env, bad_id);
-	good = fetch(&env, good_id);
+	bad = tu_fetch(&env, bad_id);
+	good = tu_fetch(&env, good_id);
 	ck_assert_str_eq(bad.status, "failed");
 	ck_assert_int_eq(bad.attempts, 0);
 	ck_assert_int_eq(bad.attempt_rows, 0);
@@ -360,26 +284,26 @@ END_TEST
 START_TEST(config_error_waits_then_delivers)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 	char *err;
 
 	tu_env_open(&env, "configerr");
 	tu_config_set(&env, "default", "smartContactNotificationContentType",
 		   "text/plain");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	err = run_once(&env, NULL, NULL);
 	ck_assert_msg(strstr(err, "cloud_id=default") &&
 		      strstr(err, "smartContactNotification"), "stderr: %s", err);
 	free(err);
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 0);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
 
 	tu_provision(&env, "default", "/", "application/json");
 	free(run_once(&env, NULL, NULL));
-	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "delivered");
 	tu_env_close(&env);
 }
 END_TEST
@@ -392,24 +316,24 @@ START_TEST(gone_disables_endpoint_until_enabled)
 
 	tu_env_open(&env, "gone");
 	tu_provision(&env, "default", "/status/410", "application/json");
-	first = produce(&env, NULL, "1", two_parties);
+	first = tu_produce(&env, NULL, "1", two_parties);
 	free(run_once(&env, NULL, NULL));
-	ck_assert_str_eq(fetch(&env, first).status, "failed");
-	ck_assert_int_eq(fetch(&env, first).http_status, 410);
+	ck_assert_str_eq(tu_fetch(&env, first).status, "failed");
+	ck_assert_int_eq(tu_fetch(&env, first).http_status, 410);
 
 	/* Disabled: the next event waits untouched, even with a good URL. */
 	tu_provision(&env, "default", "/", "application/json");
-	second = produce(&env, NULL, "2", two_parties);
+	second = tu_produce(&env, NULL, "2", two_parties);
 	free(run_once(&env, NULL, NULL));
-	ck_assert_str_eq(fetch(&env, second).status, "pending");
-	ck_assert_int_eq(fetch(&env, second).attempts, 0);
+	ck_assert_str_eq(tu_fetch(&env, second).status, "pending");
+	ck_assert_int_eq(tu_fetch(&env, second).attempts, 0);
 
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "config",
 				       env.db, "enable", NULL), 0);
 	ck_assert_ptr_nonnull(strstr(out, "enabled"));
 	free(out);
 	free(run_once(&env, NULL, NULL));
-	ck_assert_str_eq(fetch(&env, second).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, second).status, "delivered");
 	tu_env_close(&env);
 }
 END_TEST
@@ -426,10 +350,10 @@ START_TEST(busy_app_does_not_starve_another)
 	tu_provision(&env, "busy", "/", "application/json");
 	tu_provision(&env, "quiet", "/", "application/json");
 	for (int i = 0; i < 20; i++)
-		produce(&env, "busy", "1", two_parties);
-	quiet_id = produce(&env, "quiet", "2", two_parties);
+		tu_produce(&env, "busy", "1", two_parties);
+	quiet_id = tu_produce(&env, "quiet", "2", two_parties);
 	free(run_once(&env, "--concurrency", "1"));
-	ck_assert_str_eq(fetch(&env, quiet_id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, quiet_id).status, "delivered");
 
 	/* One transfer at a time: the quiet app's event is among the first
 	 * few sent, not behind all twenty of the busy app's. */
@@ -473,19 +397,19 @@ START_TEST(daemon_delivers_new_events_and_config_changes)
 	tu_config_set(&env, "default", "smartContactNotificationContentType",
 		   "application/json");
 	pid = daemon_start(&env, "5");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	tu_sleep_ms(300);
-	ck_assert_int_eq(fetch(&env, id).attempts, 0);
+	ck_assert_int_eq(tu_fetch(&env, id).attempts, 0);
 
 	/* Fixed while it runs: delivered without a restart. */
 	tu_provision(&env, "default", "/", "application/json");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
-	id = produce(&env, NULL, "2", two_parties);
+	id = tu_produce(&env, NULL, "2", two_parties);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 5000), 2);
 
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
-	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "delivered");
 	tu_env_close(&env);
 }
 END_TEST
@@ -509,16 +433,16 @@ START_TEST(daemon_survives_a_database_restart)
 	tu_env_open(&env, "pgrestart");
 	tu_provision(&env, "default", "/", "application/json");
 	pid = daemon_start(&env, "5");
-	produce(&env, NULL, "1", two_parties);
+	tu_produce(&env, NULL, "1", two_parties);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 10000), 1);
 
 	ck_assert_int_eq(tu_run(restart, 60000, NULL, NULL), 0);
-	id = produce(&env, NULL, "2", two_parties);
+	id = tu_produce(&env, NULL, "2", two_parties);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 30000), 2);
 
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
-	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "delivered");
 	log_path = tu_path(env.dir, "daemon.log");
 	log = tu_read_file(log_path, NULL);
 	ck_assert_ptr_nonnull(log);
@@ -554,11 +478,11 @@ START_TEST(daemon_waits_for_a_database_that_is_down)
 	/* Still there, waiting, not crashed or gone. */
 	ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), 0);
 	ck_assert_int_eq(tu_run(resume_server, 60000, NULL, NULL), 0);
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 30000), 1);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
-	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "delivered");
 	log_path = tu_path(env.dir, "daemon.log");
 	log = tu_read_file(log_path, NULL);
 	ck_assert_ptr_nonnull(log);
@@ -579,10 +503,10 @@ START_TEST(sighup_reloads_and_keeps_running)
 	tu_env_open(&env, "sighup");
 	tu_provision(&env, "default", "/", "application/json");
 	pid = daemon_start(&env, "5");
-	produce(&env, NULL, "1", two_parties);
+	tu_produce(&env, NULL, "1", two_parties);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
 	kill(pid, SIGHUP);
-	produce(&env, NULL, "2", two_parties);
+	tu_produce(&env, NULL, "2", two_parties);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 5000), 2);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
@@ -640,7 +564,7 @@ START_TEST(relays_take_over_a_killed_relays_events)
 	tu_env_open(&env, "takeover");
 	tu_provision(&env, "default", "/slow/10000", "application/json");
 	for (int i = 0; i < EVENTS; i++)
-		ids[i] = produce(&env, NULL, "1", two_parties);
+		ids[i] = tu_produce(&env, NULL, "1", two_parties);
 	first = relay_start(&env, "first.log");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, EVENTS, 10000), EVENTS);
 	kill(first, SIGKILL);
@@ -656,7 +580,7 @@ START_TEST(relays_take_over_a_killed_relays_events)
 		ck_assert_int_eq(tu_wait(others[i], 5000), 0);
 	}
 	for (int i = 0; i < EVENTS; i++) {
-		struct row row = fetch(&env, ids[i]);
+		struct tu_row row = tu_fetch(&env, ids[i]);
 
 		ck_assert_str_eq(row.status, "delivered");
 		ck_assert_int_eq(row.attempts, 1);
@@ -673,19 +597,19 @@ END_TEST
 START_TEST(sigterm_puts_back_what_outlives_grace)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 	pid_t pid;
 
 	tu_env_open(&env, "sigterm");
 	tu_provision(&env, "default", "/slow/5000", "application/json");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	pid = daemon_start(&env, "0.2");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
-	ck_assert_str_eq(fetch(&env, id).status, "sending");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "sending");
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 3000), 0);
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 0);
 	ck_assert_int_eq(row.attempt_rows, 0);
@@ -701,12 +625,12 @@ START_TEST(sigterm_lets_transfers_finish_within_grace)
 
 	tu_env_open(&env, "sigtermgrace");
 	tu_provision(&env, "default", "/slow/300", "application/json");
-	id = produce(&env, NULL, "1", two_parties);
+	id = tu_produce(&env, NULL, "1", two_parties);
 	pid = daemon_start(&env, "5");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
-	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "delivered");
 	tu_env_close(&env);
 }
 END_TEST
@@ -784,7 +708,7 @@ START_TEST(history_shows_json_and_columns)
 
 	tu_env_open(&env, "history");
 	tu_provision(&env, "default", "/", "application/json");
-	id = produce(&env, NULL, "15551231234", two_parties);
+	id = tu_produce(&env, NULL, "15551231234", two_parties);
 	free(run_once(&env, NULL, NULL));
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "history",
 				       env.db, "--json", "--attempts", NULL), 0);

@@ -23,65 +23,22 @@
 static const char parties[] =
 	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"}]";
 
+/* The shared fixture and the daemon's log. */
 struct env {
-	char *dir;
-	char *db;
+	struct tu_env tu;
 	char *log;
-	struct tu_receiver rx;
 };
 
 static void env_open(struct env *env, const char *name)
 {
-	env->dir = tu_tmpdir(name);
-	env->db = tu_db(env->dir);
-	env->log = tu_path(env->dir, "daemon.log");
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "init",
-				       env->db, NULL), 0);
-	tu_receiver_start(&env->rx, env->dir);
+	tu_env_open(&env->tu, name);
+	env->log = tu_path(env->tu.dir, "daemon.log");
 }
 
 static void env_close(struct env *env)
 {
-	tu_receiver_stop(&env->rx);
 	free(env->log);
-	free(env->db);
-	free(env->dir);
-}
-
-static void config_set(struct env *env, const char *cloud_id, const char *key,
-		       const char *value)
-{
-	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, NULL, "config",
-				       env->db, "set", key, value, "--cloud-id",
-				       cloud_id, NULL), 0);
-}
-
-/* cloud_id sends JSON to the receiver's path. */
-static void provision(struct env *env, const char *cloud_id, const char *path)
-{
-	char *url = tu_receiver_url(&env->rx, path);
-
-	config_set(env, cloud_id, "smartContactNotificationUrl", url);
-	config_set(env, cloud_id, "smartContactNotificationContentType",
-		   "application/json");
-	free(url);
-}
-
-static int64_t produce(struct env *env, const char *cloud_id,
-		       const char *parties_json)
-{
-	struct store *store = NULL;
-	char err[256];
-	int64_t id = 0;
-	struct new_event ev = {
-		cloud_id, "+420111222333", "network_1", "sip_uri_1", parties_json,
-	};
-
-	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
-				    sizeof(err)), STORE_OK);
-	ck_assert_int_eq(store_enqueue(store, &ev, &id), STORE_OK);
-	store_close(store);
-	return id;
+	tu_env_close(&env->tu);
 }
 
 /* The port the daemon logged it listens on for metrics. */
@@ -172,21 +129,21 @@ START_TEST(scrape_counts_deliveries_failures_and_config)
 	pid_t pid;
 
 	env_open(&env, "observe_scrape");
-	provision(&env, "default", "/");
-	provision(&env, "bad", "/status/404");
-	provision(&env, "gone", "/status/410");
-	config_set(&env, "broken", "smartContactNotificationContentType",
+	tu_provision(&env.tu, "default", "/", "application/json");
+	tu_provision(&env.tu, "bad", "/status/404", "application/json");
+	tu_provision(&env.tu, "gone", "/status/410", "application/json");
+	tu_config_set(&env.tu, "broken", "smartContactNotificationContentType",
 		   "application/json");
-	produce(&env, "default", parties);
-	produce(&env, "default", parties);
-	produce(&env, "bad", parties);
-	produce(&env, "bad", "[1]");         /* cannot be rendered */
-	produce(&env, "gone", parties);
-	produce(&env, "broken", parties);     /* waits: no URL */
-	argv[2] = env.db;
+	tu_produce(&env.tu, "default", NULL, parties);
+	tu_produce(&env.tu, "default", NULL, parties);
+	tu_produce(&env.tu, "bad", NULL, parties);
+	tu_produce(&env.tu, "bad", NULL, "[1]");         /* cannot be rendered */
+	tu_produce(&env.tu, "gone", NULL, parties);
+	tu_produce(&env.tu, "broken", NULL, parties);     /* waits: no URL */
+	argv[2] = env.tu.db;
 	pid = tu_spawn(argv, NULL, env.log);
 	port = metrics_port_from_log(env.log);
-	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 4, 5000), 4);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.tu.rx, 4, 5000), 4);
 
 	body = scrape_until(port, want, sizeof(want) / sizeof(want[0]));
 	ck_assert_ptr_nonnull(strstr(body, "\nsmartrelay_oldest_pending_age_seconds{cloud_id=\"broken\"} "));
@@ -233,12 +190,12 @@ START_TEST(daemon_retries_when_due_and_counts_them)
 	pid_t pid;
 
 	env_open(&env, "observe_retry");
-	provision(&env, "default", "/status/503");
-	produce(&env, "default", parties);
-	argv[2] = env.db;
+	tu_provision(&env.tu, "default", "/status/503", "application/json");
+	tu_produce(&env.tu, "default", NULL, parties);
+	argv[2] = env.tu.db;
 	pid = tu_spawn(argv, NULL, env.log);
 	port = metrics_port_from_log(env.log);
-	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 3, 10000), 3);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.tu.rx, 3, 10000), 3);
 	body = scrape_until(port, want, sizeof(want) / sizeof(want[0]));
 	free(body);
 	kill(pid, SIGTERM);
@@ -381,13 +338,13 @@ START_TEST(log_lines_are_key_value)
 	int64_t ok_id, bad_id, broken_id;
 
 	env_open(&env, "observe_log");
-	provision(&env, "default", "/");
-	provision(&env, "bad", "/status/503");
-	ok_id = produce(&env, "default", parties);
-	bad_id = produce(&env, "bad", parties);
-	broken_id = produce(&env, "default", "[{\"username\":1}]");
+	tu_provision(&env.tu, "default", "/", "application/json");
+	tu_provision(&env.tu, "bad", "/status/503", "application/json");
+	ok_id = tu_produce(&env.tu, "default", NULL, parties);
+	bad_id = tu_produce(&env.tu, "bad", NULL, parties);
+	broken_id = tu_produce(&env.tu, "default", NULL, "[{\"username\":1}]");
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run",
-				       "--once", env.db, NULL), 0);
+				       "--once", env.tu.db, NULL), 0);
 
 	snprintf(needle, sizeof(needle), " attempt id=%lld ", (long long)ok_id);
 	line = line_with(err, needle);
@@ -414,9 +371,9 @@ START_TEST(log_lines_are_key_value)
 	/* Debug lines only with -v: the claim of each event. */
 	ck_assert_ptr_null(strstr(err, " debug "));
 	free(err);
-	ok_id = produce(&env, "default", parties);
+	ok_id = tu_produce(&env.tu, "default", NULL, parties);
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, NULL, &err, "run",
-				       "--once", "-v", env.db, NULL), 0);
+				       "--once", "-v", env.tu.db, NULL), 0);
 	snprintf(needle, sizeof(needle), " debug sending id=%lld ",
 		 (long long)ok_id);
 	line = line_with(err, needle);
@@ -440,11 +397,11 @@ START_TEST(log_names_each_cancelled_event)
 	pid_t pid;
 
 	env_open(&env, "observe_cancel");
-	provision(&env, "default", "/slow/5000");
-	id = produce(&env, "default", parties);
-	argv[2] = env.db;
+	tu_provision(&env.tu, "default", "/slow/5000", "application/json");
+	id = tu_produce(&env.tu, "default", NULL, parties);
+	argv[2] = env.tu.db;
 	pid = tu_spawn(argv, NULL, env.log);
-	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 5000), 1);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.tu.rx, 1, 5000), 1);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
 	text = tu_read_file(env.log, NULL);

@@ -21,62 +21,6 @@
 
 #define RUN_TIMEOUT_MS 20000
 
-static const char parties[] =
-	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"}]";
-
-static int64_t produce(struct tu_env *env, const char *cloud_id)
-{
-	struct store *store = NULL;
-	char err[256];
-	int64_t id = 0;
-	struct new_event ev = {
-		cloud_id, "+420111222333", "network_1", "sip_uri_1", parties,
-	};
-
-	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
-				    sizeof(err)), STORE_OK);
-	ck_assert_int_eq(store_enqueue(store, &ev, &id), STORE_OK);
-	store_close(store);
-	return id;
-}
-
-struct row {
-	char status[16];
-	int64_t attempts;
-	long http_status;
-	char error[256];
-	char next_attempt_at[TIME_TEXT_SIZE];
-};
-
-static int take_row(const struct history_row *h, void *arg)
-{
-	struct row *row = arg;
-
-	snprintf(row->status, sizeof(row->status), "%s", h->status);
-	row->attempts = h->attempts;
-	row->http_status = h->http_status;
-	snprintf(row->error, sizeof(row->error), "%s", h->error ? h->error : "");
-	snprintf(row->next_attempt_at, sizeof(row->next_attempt_at), "%s",
-		 h->next_attempt_at ? h->next_attempt_at : "");
-	return 0;
-}
-
-static struct row fetch(struct tu_env *env, int64_t id)
-{
-	struct history_filter filter = { .id = id };
-	struct store *store = NULL;
-	struct row row;
-	char err[256];
-
-	memset(&row, 0, sizeof(row));
-	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
-				    sizeof(err)), STORE_OK);
-	ck_assert_int_eq(store_history(store, &filter, take_row, &row), STORE_OK);
-	store_close(store);
-	ck_assert_msg(row.status[0], "event %lld not found", (long long)id);
-	return row;
-}
-
 /* `smartrelay run --once -v DB`; returns its stderr. */
 static char *run_once(struct tu_env *env)
 {
@@ -99,7 +43,7 @@ START_TEST(method_put_sends_put)
 	tu_env_open(&env, "method_put");
 	tu_provision(&env, "default", "/notify", "application/json");
 	tu_config_set(&env, "default", "smartContactNotificationMethod", "PUT");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
 	requests = tu_receiver_requests(&env.rx);
 	ck_assert_int_eq(tu_count(requests, "=== REQUEST"), 1);
@@ -108,7 +52,7 @@ START_TEST(method_put_sends_put)
 	ck_assert_ptr_nonnull(strstr(requests, "\r\nContent-Length: "));
 	ck_assert_ptr_nonnull(strstr(requests, "\"newSmartNumber\" : \"+420111222333\""));
 	free(requests);
-	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "delivered");
 	tu_env_close(&env);
 }
 END_TEST
@@ -121,7 +65,7 @@ START_TEST(method_post_is_the_default)
 	tu_env_open(&env, "method_post");
 	tu_provision(&env, "default", "/notify", "application/json");
 	tu_config_set(&env, "default", "smartContactNotificationMethod", "POST");
-	produce(&env, NULL);
+	tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
 	requests = tu_receiver_requests(&env.rx);
 	ck_assert_msg(strstr(requests, "\nPOST /notify HTTP/1.1\r\n") != NULL,
@@ -137,19 +81,19 @@ END_TEST
 START_TEST(method_get_is_a_config_error)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	char *err;
 	int64_t id;
 
 	tu_env_open(&env, "method_get");
 	tu_provision(&env, "default", "/notify", "application/json");
 	tu_config_set(&env, "default", "smartContactNotificationMethod", "GET");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	err = run_once(&env);
 	ck_assert_msg(strstr(err, "cloud_id=default key=smartContactNotificationMethod")
 		      != NULL, "stderr: %s", err);
 	free(err);
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 0);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
@@ -168,7 +112,7 @@ START_TEST(custom_headers_are_sent_exactly)
 	tu_provision(&env, "default", "/notify", "application/json");
 	tu_config_set(&env, "default", "smartContactNotificationCustomHeaders",
 		   "X-Api-Key: abc123\r\nUser-Agent: acme-hooks/2\nX-Empty:\n");
-	produce(&env, NULL);
+	tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
 	requests = tu_receiver_requests(&env.rx);
 	ck_assert_int_eq(tu_count(requests, "=== REQUEST"), 1);
@@ -204,9 +148,9 @@ START_TEST(basic_auth_answers_the_challenge)
 	tu_env_open(&env, "basic");
 	tu_provision(&env, "default", "/basic/relay/s3cret-pw", "application/json");
 	credentials(&env, "relay", "s3cret-pw");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
-	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "delivered");
 	requests = tu_receiver_requests(&env.rx);
 	/* libcurl asks first (Basic or Digest, the server's choice), then
 	 * answers the Basic challenge. */
@@ -228,15 +172,15 @@ START_TEST(digest_auth_verifies)
 	struct tu_env env;
 	char *requests, *second;
 	int64_t id;
-	struct row row;
+	struct tu_row row;
 
 	tu_env_open(&env, "digest");
 	tu_provision(&env, "default", "/digest/relay/s3cret-pw", "application/json");
 	credentials(&env, "relay", "s3cret-pw");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
 	/* The receiver answers 204 only to a response it recomputed. */
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "delivered");
 	ck_assert_int_eq(row.attempts, 1);
 	requests = tu_receiver_requests(&env.rx);
@@ -256,14 +200,14 @@ START_TEST(digest_with_a_wrong_password_is_refused)
 	struct tu_env env;
 	char *requests;
 	int64_t id;
-	struct row row;
+	struct tu_row row;
 
 	tu_env_open(&env, "digest_wrong");
 	tu_provision(&env, "default", "/digest/relay/s3cret-pw", "application/json");
 	credentials(&env, "relay", "not-the-password");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.http_status, 401);
 	requests = tu_receiver_requests(&env.rx);
@@ -304,14 +248,14 @@ START_TEST(signed_requests_verify_independently)
 	/* Two secrets: a receiver rotating from one to the other. */
 	tu_config_set(&env, "default", "smartContactNotificationSigningSecret",
 		   SECRET_A " " SECRET_B);
-	first = produce(&env, NULL);
-	second = produce(&env, NULL);
+	first = tu_produce(&env, NULL, NULL, NULL);
+	second = tu_produce(&env, NULL, NULL, NULL);
 	err = run_once(&env);
 	after = time(NULL);
 	ck_assert_ptr_null(strstr(err, "MfKQ9r8G"));
 	free(err);
-	ck_assert_str_eq(fetch(&env, first).status, "delivered");
-	ck_assert_str_eq(fetch(&env, second).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, first).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, second).status, "delivered");
 
 	requests = tu_receiver_requests(&env.rx);
 	ck_assert_int_eq(tu_count(requests, "=== REQUEST"), 2);
@@ -351,7 +295,7 @@ END_TEST
 START_TEST(bad_secret_is_a_config_error)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	char *err;
 	int64_t id;
 
@@ -359,14 +303,14 @@ START_TEST(bad_secret_is_a_config_error)
 	tu_provision(&env, "default", "/notify", "application/json");
 	tu_config_set(&env, "default", "smartContactNotificationSigningSecret",
 		   SECRET_A " whsec_c2hvcnQ=");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	err = run_once(&env);
 	ck_assert_msg(strstr(err, "key=smartContactNotificationSigningSecret: "
 			     "secret 2") != NULL, "stderr: %s", err);
 	ck_assert_ptr_null(strstr(err, "MfKQ9r8G"));
 	ck_assert_ptr_null(strstr(err, "c2hvcnQ"));
 	free(err);
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 0);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 0);
@@ -409,7 +353,7 @@ START_TEST(max_concurrency_one_sends_one_at_a_time)
 	tu_provision(&env, "default", "/slow/300", "application/json");
 	tu_config_set(&env, "default", "smartContactNotificationMaxConcurrency", "1");
 	for (int i = 0; i < 3; i++)
-		produce(&env, NULL);
+		tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
 	ck_assert_uint_eq(arrivals(&env.rx, at, 3), 3);
 	ck_assert_int_ge(at[1] - at[0], 290);
@@ -429,12 +373,12 @@ START_TEST(max_rate_spaces_requests)
 	/* Two at once (a second's worth), then one every half second. */
 	tu_config_set(&env, "default", "smartContactNotificationMaxRate", "2");
 	for (int i = 0; i < 5; i++)
-		ids[i] = produce(&env, NULL);
+		ids[i] = tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
 	ck_assert_uint_eq(arrivals(&env.rx, at, 5), 5);
 	ck_assert_int_ge(at[4] - at[0], 1400);
 	for (int i = 0; i < 5; i++)
-		ck_assert_str_eq(fetch(&env, ids[i]).status, "delivered");
+		ck_assert_str_eq(tu_fetch(&env, ids[i]).status, "delivered");
 	tu_env_close(&env);
 }
 END_TEST
@@ -444,7 +388,7 @@ static int64_t total_attempts(struct tu_env *env, const int64_t *ids, int n)
 	int64_t total = 0;
 
 	for (int i = 0; i < n; i++)
-		total += fetch(env, ids[i]).attempts;
+		total += tu_fetch(env, ids[i]).attempts;
 	return total;
 }
 
@@ -482,9 +426,9 @@ START_TEST(breaker_pauses_a_dead_endpoint_only)
 		   "application/json");
 	tu_provision(&env, "appB", "/notify", "application/json");
 	for (int i = 0; i < 8; i++)
-		a[i] = produce(&env, "appA");
+		a[i] = tu_produce(&env, "appA", NULL, NULL);
 	for (int i = 0; i < 5; i++)
-		b[i] = produce(&env, "appB");
+		b[i] = tu_produce(&env, "appB", NULL, NULL);
 
 	log_path = tu_path(env.dir, "daemon.log");
 	{
@@ -516,9 +460,9 @@ START_TEST(breaker_pauses_a_dead_endpoint_only)
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
 
 	for (int i = 0; i < 5; i++)
-		ck_assert_str_eq(fetch(&env, b[i]).status, "delivered");
+		ck_assert_str_eq(tu_fetch(&env, b[i]).status, "delivered");
 	for (int i = 0; i < 8; i++)
-		ck_assert_str_eq(fetch(&env, a[i]).status, "pending");
+		ck_assert_str_eq(tu_fetch(&env, a[i]).status, "pending");
 	ck_assert_int_lt(total_attempts(&env, a, 8), 8 * 3);
 	ck_assert_int_eq(file_has(log_path, "endpoint paused cloud_id=appB", 0), 0);
 	free(log_path);
@@ -541,7 +485,7 @@ START_TEST(breaker_closes_when_the_probe_succeeds)
 	tu_env_open(&env, "breaker_close");
 	tu_provision(&env, "default", "/seq/503,204", "application/json");
 	for (int i = 0; i < 5; i++)
-		ids[i] = produce(&env, NULL);
+		ids[i] = tu_produce(&env, NULL, NULL, NULL);
 	log_path = tu_path(env.dir, "daemon.log");
 	{
 		char *argv[] = {
@@ -560,7 +504,7 @@ START_TEST(breaker_closes_when_the_probe_succeeds)
 	ck_assert(file_has(log_path, "endpoint paused cloud_id=default", 0));
 	ck_assert(file_has(log_path, "probing paused endpoint cloud_id=default", 0));
 	for (int i = 0; i < 5; i++) {
-		struct row row = fetch(&env, ids[i]);
+		struct tu_row row = tu_fetch(&env, ids[i]);
 
 		ck_assert_str_eq(row.status, "delivered");
 		ck_assert_int_eq(row.attempts, 2);
@@ -576,15 +520,15 @@ END_TEST
 START_TEST(max_attempts_per_app)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 
 	tu_env_open(&env, "maxattempts");
 	tu_provision(&env, "default", "/status/503", "application/json");
 	tu_config_set(&env, "default", "smartContactNotificationMaxAttempts", "1");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "failed");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_int_eq(row.http_status, 503);
@@ -597,13 +541,13 @@ END_TEST
 START_TEST(daemon_retries_when_due)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 	pid_t pid;
 
 	tu_env_open(&env, "daemon_retry");
 	tu_provision(&env, "default", "/seq/503,204", "application/json");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	{
 		char *argv[] = {
 			getenv("SMARTRELAY_BIN"), (char *)"run", env.db,
@@ -614,7 +558,7 @@ START_TEST(daemon_retries_when_due)
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 2, 10000), 2);
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(tu_wait(pid, 5000), 0);
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "delivered");
 	ck_assert_int_eq(row.attempts, 2);
 	tu_env_close(&env);
@@ -624,16 +568,16 @@ END_TEST
 START_TEST(retry_schedule_per_app)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id, before = time_now_ms(), next;
 
 	tu_env_open(&env, "schedule");
 	tu_provision(&env, "default", "/status/503", "application/json");
 	tu_config_set(&env, "default", "smartContactNotificationRetrySchedule",
 		   "42,600");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	free(run_once(&env));
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(time_parse(row.next_attempt_at, &next), 0);
 	/* 42 s, jittered by a quarter either way; not --retry-base's 5 s. */
@@ -663,14 +607,14 @@ static void run_denying(struct tu_env *env, const char *allow)
 START_TEST(deny_private_refuses_loopback)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 
 	tu_env_open(&env, "deny");
 	tu_provision(&env, "default", "/notify", "application/json");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	run_denying(&env, NULL);
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_msg(strstr(row.error, "refused to connect: 127.0.0.1 is a "
@@ -684,7 +628,7 @@ END_TEST
 START_TEST(deny_private_refuses_a_name_of_loopback)
 {
 	struct tu_env env;
-	struct row row;
+	struct tu_row row;
 	char url[128];
 	int64_t id;
 
@@ -693,9 +637,9 @@ START_TEST(deny_private_refuses_a_name_of_loopback)
 	tu_config_set(&env, "default", "smartContactNotificationUrl", url);
 	tu_config_set(&env, "default", "smartContactNotificationContentType",
 		   "application/json");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	run_denying(&env, NULL);
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_msg(strstr(row.error, "loopback") != NULL, "error: %s",
 		      row.error);
@@ -711,9 +655,9 @@ START_TEST(allow_private_lets_listed_addresses_through)
 
 	tu_env_open(&env, "allow");
 	tu_provision(&env, "default", "/notify", "application/json");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, NULL, NULL);
 	run_denying(&env, "10.0.0.0/8,127.0.0.1");
-	ck_assert_str_eq(fetch(&env, id).status, "delivered");
+	ck_assert_str_eq(tu_fetch(&env, id).status, "delivered");
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 0), 1);
 	tu_env_close(&env);
 }

@@ -34,57 +34,6 @@ static const char two_parties[] =
 	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"},"
 	"{\"username\":\"madelaine\",\"device\":\"madelaines_android\"}]";
 
-static int64_t produce(struct tu_env *env, const char *cloud_id)
-{
-	struct store *store = NULL;
-	char err[256];
-	int64_t id = 0;
-	struct new_event ev = {
-		cloud_id, "+15551231234", "network_1", "sip_uri_1", two_parties,
-	};
-
-	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
-				    sizeof(err)), STORE_OK);
-	ck_assert_int_eq(store_enqueue(store, &ev, &id), STORE_OK);
-	store_close(store);
-	return id;
-}
-
-struct row {
-	char status[16];
-	int64_t attempts;
-	long http_status;
-	char error[512];
-};
-
-static int take_row(const struct history_row *h, void *arg)
-{
-	struct row *row = arg;
-
-	snprintf(row->status, sizeof(row->status), "%s", h->status);
-	row->attempts = h->attempts;
-	row->http_status = h->http_status;
-	snprintf(row->error, sizeof(row->error), "%s", h->error ? h->error : "");
-	return 0;
-}
-
-static struct row fetch(struct tu_env *env, int64_t id)
-{
-	struct history_filter filter = { .id = id };
-	struct store *store = NULL;
-	struct row row;
-	char err[256];
-
-	memset(&row, 0, sizeof(row));
-	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
-				    sizeof(err)), STORE_OK);
-	ck_assert_int_eq(store_history(store, &filter, take_row, &row),
-			 STORE_OK);
-	store_close(store);
-	ck_assert_msg(row.status[0], "event %lld not found", (long long)id);
-	return row;
-}
-
 /*
  * run --once with up to two extra options; returns its stderr. Requests
  * time out after 2 s: a TLS server that is not an HTTP server may never
@@ -113,7 +62,7 @@ START_TEST(https_to_plain_port_is_retried)
 {
 	struct tu_env env;
 	char url[128], *err, *requests;
-	struct row row;
+	struct tu_row row;
 	int64_t id;
 
 	tu_env_open(&env, "tls-plain");
@@ -121,9 +70,9 @@ START_TEST(https_to_plain_port_is_retried)
 	tu_config_set(&env, "default", "smartContactNotificationUrl", url);
 	tu_config_set(&env, "default", "smartContactNotificationContentType",
 		   "application/json");
-	id = produce(&env, NULL);
+	id = tu_produce(&env, NULL, "+15551231234", two_parties);
 	err = run_once(&env, NULL, NULL);
-	row = fetch(&env, id);
+	row = tu_fetch(&env, id);
 	/* Retried: one attempt made, due again later. */
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 1);
@@ -245,7 +194,7 @@ START_TEST(tls_peer_and_host_verified)
 {
 	struct tu_env env;
 	char url[128], *cert, *err, *ca_option;
-	struct row row;
+	struct tu_row row;
 	int64_t untrusted, wrong_host, trusted;
 	pid_t server;
 	int port;
@@ -263,10 +212,10 @@ START_TEST(tls_peer_and_host_verified)
 		   "application/json");
 
 	/* A self-signed certificate the system does not trust. */
-	untrusted = produce(&env, "localhost");
+	untrusted = tu_produce(&env, "localhost", "+15551231234", two_parties);
 	err = run_once(&env, NULL, NULL);
 	free(err);
-	row = fetch(&env, untrusted);
+	row = tu_fetch(&env, untrusted);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_msg(is_tls_error(row.error), "not a TLS error: %s",
@@ -276,10 +225,10 @@ START_TEST(tls_peer_and_host_verified)
 
 	/* Trusted, but issued for localhost, not 127.0.0.1. */
 	ca_option = cert;
-	wrong_host = produce(&env, "by-address");
+	wrong_host = tu_produce(&env, "by-address", "+15551231234", two_parties);
 	err = run_once(&env, "--ca-file", ca_option);
 	free(err);
-	row = fetch(&env, wrong_host);
+	row = tu_fetch(&env, wrong_host);
 	ck_assert_str_eq(row.status, "pending");
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_msg(is_tls_error(row.error), "not a TLS error: %s",
@@ -289,10 +238,10 @@ START_TEST(tls_peer_and_host_verified)
 
 	/* Trusted and the right name: the handshake passes, and what fails
 	 * is the HTTP exchange with a server that does not speak it. */
-	trusted = produce(&env, "localhost");
+	trusted = tu_produce(&env, "localhost", "+15551231234", two_parties);
 	err = run_once(&env, "--ca-file", ca_option);
 	free(err);
-	row = fetch(&env, trusted);
+	row = tu_fetch(&env, trusted);
 	ck_assert_int_eq(row.attempts, 1);
 	ck_assert_str_ne(row.status, "delivered");
 	ck_assert_msg(!is_tls_error(row.error) &&
@@ -370,9 +319,9 @@ START_TEST(password_never_printed)
 		tu_config_set(&env, app,
 			   "smartContactNotificationAllowInsecureAuth", "true");
 	}
-	retried = produce(&env, NULL);
-	failed = produce(&env, "hard");
-	bad = produce(&env, "bad");
+	retried = tu_produce(&env, NULL, "+15551231234", two_parties);
+	failed = tu_produce(&env, "hard", "+15551231234", two_parties);
+	bad = tu_produce(&env, "bad", "+15551231234", two_parties);
 
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, &err, "run",
 				       "--once", "-v", env.db, NULL), 0);
@@ -387,9 +336,9 @@ START_TEST(password_never_printed)
 	ck_assert_int_eq(tu_count(requests, "=== REQUEST "), 2);
 	ck_assert_ptr_null(strstr(requests, PASSWORD));
 	free(requests);
-	ck_assert_str_eq(fetch(&env, retried).status, "pending");
-	ck_assert_str_eq(fetch(&env, failed).status, "failed");
-	ck_assert_str_eq(fetch(&env, bad).status, "pending");
+	ck_assert_str_eq(tu_fetch(&env, retried).status, "pending");
+	ck_assert_str_eq(tu_fetch(&env, failed).status, "failed");
+	ck_assert_str_eq(tu_fetch(&env, bad).status, "pending");
 
 	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, &err, "history",
 				       env.db, "--attempts", NULL), 0);
@@ -476,6 +425,35 @@ START_TEST(init_and_run_create_owner_only_files)
 }
 END_TEST
 
+/*
+ * Stored options are shown, not obeyed: an escape sequence or a carriage
+ * return in a value must not reach the operator's terminal, while a
+ * template keeps its lines.
+ */
+START_TEST(config_show_neutralises_control_characters)
+{
+	struct tu_env env;
+	char *out = NULL;
+
+	tu_env_open(&env, "showctl");
+	tu_config_set(&env, "default", "smartContactNotificationUrl",
+		      "http://127.0.0.1:1/\x1b]0;owned\x07\rpassword = x");
+	tu_config_set(&env, "default", "smartContactNotificationPostData",
+		      "{\n\t\"n\": \"%new_smart_number%\"\n}");
+	ck_assert_int_eq(tu_smartrelay(RUN_TIMEOUT_MS, &out, NULL, "config",
+				       env.db, "show", NULL), 0);
+	ck_assert_ptr_null(strchr(out, 0x1b));
+	ck_assert_ptr_null(strchr(out, 0x07));
+	ck_assert_ptr_null(strchr(out, '\r'));
+	ck_assert_ptr_nonnull(strstr(out, "smartContactNotificationUrl = "
+				     "http://127.0.0.1:1/?]0;owned??password = x\n"));
+	ck_assert_ptr_nonnull(strstr(out, "smartContactNotificationPostData = "
+				     "{\n\t\"n\": \"%new_smart_number%\"\n}\n"));
+	free(out);
+	tu_env_close(&env);
+}
+END_TEST
+
 static Suite *security_suite(void)
 {
 	Suite *s = suite_create("security");
@@ -487,6 +465,7 @@ static Suite *security_suite(void)
 	tcase_add_test(tc, unreadable_ca_file_refused);
 	tcase_add_test(tc, password_never_printed);
 	tcase_add_test(tc, init_and_run_create_owner_only_files);
+	tcase_add_test(tc, config_show_neutralises_control_characters);
 	suite_add_tcase(s, tc);
 	return s;
 }

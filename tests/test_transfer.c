@@ -318,6 +318,26 @@ START_TEST(test_empty_body_is_still_a_post)
 }
 END_TEST
 
+/* A provider's URL with bytes outside ASCII goes out percent-encoded;
+ * what was encoded already is sent as configured. */
+START_TEST(test_url_bytes_outside_ascii_are_encoded)
+{
+	struct transfer_result result;
+	static const char line[] =
+		"POST /%c5%a1/%C5%A1?q=%c5%a1&r=a%2Fb HTTP/1.1\r\n";
+	char *raw;
+	size_t len;
+
+	run_one("/\xc5\xa1/%C5%A1?q=\xc5\xa1&r=a%2Fb", NULL, 42161,
+		NULL, &result);
+	ck_assert_int_eq(result.http_status, 204);
+	ck_assert_int_eq(find_requests(42161, &raw, &len), 1);
+	ck_assert_msg(strncmp(raw, line, sizeof(line) - 1) == 0,
+		      "request line: %.60s", raw);
+	free(raw);
+}
+END_TEST
+
 /* Past 1 MiB libcurl would ask for 100-continue unless told not to. */
 START_TEST(test_large_body_without_expect)
 {
@@ -1023,6 +1043,7 @@ static Suite *transfer_suite(void)
 	tcase_set_timeout(wire, 60);
 	tcase_add_test(wire, test_post_exact_bytes);
 	tcase_add_test(wire, test_empty_body_is_still_a_post);
+	tcase_add_test(wire, test_url_bytes_outside_ascii_are_encoded);
 	tcase_add_test(wire, test_large_body_without_expect);
 	tcase_add_test(wire, test_custom_headers_replace_defaults);
 	tcase_add_test(wire, test_put_method);

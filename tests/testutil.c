@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "store.h"
 #include "testutil.h"
 
 static const char *env_or_abort(const char *name)
@@ -420,4 +421,74 @@ void tu_provision(const struct tu_env *env, const char *cloud_id,
 	tu_config_set(env, cloud_id, "smartContactNotificationContentType",
 		      content_type);
 	free(url);
+}
+
+int64_t tu_produce(const struct tu_env *env, const char *cloud_id,
+		   const char *number, const char *parties)
+{
+	struct store *store = NULL;
+	char err[256];
+	int64_t id = 0;
+	struct new_event ev = {
+		cloud_id, number ? number : "+420111222333", "network_1",
+		"sip_uri_1",
+		parties ? parties
+			: "[{\"username\":\"eric\",\"device\":\"erics_iphone\"}]",
+	};
+
+	ck_assert_msg(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
+				 sizeof(err)) == STORE_OK, "open %s: %s", env->db, err);
+	ck_assert_msg(store_enqueue(store, &ev, &id) == STORE_OK, "enqueue: %s",
+		      store_errmsg(store));
+	store_close(store);
+	return id;
+}
+
+static void text_copy(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+static int row_take(const struct history_row *h, void *arg)
+{
+	struct tu_row *row = arg;
+
+	row->found = 1;
+	text_copy(row->status, sizeof(row->status), h->status);
+	row->attempts = h->attempts;
+	row->http_status = h->http_status;
+	row->has_error = h->error != NULL;
+	text_copy(row->error, sizeof(row->error), h->error);
+	text_copy(row->next_attempt_at, sizeof(row->next_attempt_at),
+		  h->next_attempt_at);
+	text_copy(row->delivered_at, sizeof(row->delivered_at), h->delivered_at);
+	return 0;
+}
+
+static int row_take_attempt(const struct attempt_row *a, void *arg)
+{
+	struct tu_row *row = arg;
+
+	row->attempt_rows++;
+	/* Attempt numbers stay unique and in order, requeues included. */
+	ck_assert_int_eq(a->attempt, row->attempt_rows);
+	row->last_attempt_status = a->http_status;
+	return 0;
+}
+
+struct tu_row tu_fetch(const struct tu_env *env, int64_t id)
+{
+	struct history_filter filter = { .id = id };
+	struct store *store = NULL;
+	struct tu_row row;
+	char err[256];
+
+	memset(&row, 0, sizeof(row));
+	ck_assert_msg(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
+				 sizeof(err)) == STORE_OK, "open %s: %s", env->db, err);
+	ck_assert_int_eq(store_history(store, &filter, row_take, &row), STORE_OK);
+	ck_assert_int_eq(store_attempts(store, id, row_take_attempt, &row),
+			 STORE_OK);
+	store_close(store);
+	return row;
 }

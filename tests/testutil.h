@@ -11,6 +11,7 @@
 #define SMARTRELAY_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* A new empty directory under $SMARTRELAY_TMP named after name. */
@@ -108,6 +109,29 @@ void tu_config_set(const struct tu_env *env, const char *cloud_id,
 /* Provisions cloud_id to send content_type to the receiver's path. */
 void tu_provision(const struct tu_env *env, const char *cloud_id,
 		  const char *path, const char *content_type);
+
+/*
+ * Inserts one event through the store, as a producer would; returns its id.
+ * number NULL is the document's example number, parties NULL one party.
+ */
+int64_t tu_produce(const struct tu_env *env, const char *cloud_id,
+		   const char *number, const char *parties);
+
+/* An event's row as history shows it, and its attempt log. */
+struct tu_row {
+	int found;                 /* 0 when the event is gone */
+	char status[16];
+	int64_t attempts;
+	long http_status;
+	int has_error;
+	char error[512];
+	char next_attempt_at[32];  /* "" when NULL */
+	char delivered_at[32];
+	int attempt_rows;          /* numbered 1..n, checked */
+	long last_attempt_status;
+};
+
+struct tu_row tu_fetch(const struct tu_env *env, int64_t id);
 
 /* Milliseconds of sleep. */
 void tu_sleep_ms(int ms);
