@@ -193,9 +193,10 @@ int transfer_check_url(const char *url, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	/* Accept any scheme here, so that the error below can name it. */
-	uc = curl_url_set(parsed, CURLUPART_URL, url,
-			  CURLU_NON_SUPPORT_SCHEME | CURLU_URLENCODE);
+	/* Accept any scheme here, so that the error below can name it.
+	 * Without CURLU_URLENCODE, which would turn a space into %20: a
+	 * space or a control character is a typo to report, not to mend. */
+	uc = curl_url_set(parsed, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
 	if (uc != CURLUE_OK) {
 		snprintf(err, errlen, "not a valid URL: %s", curl_url_strerror(uc));
 		goto out;
@@ -332,9 +333,9 @@ int transfer_endpoint_new(const struct transfer_endpoint_spec *spec,
 		goto out;
 	}
 	/* The flags libcurl itself parses CURLOPT_URL with, but for guessing
-	 * a scheme (transfer_check_url has required one), and bytes outside
-	 * ASCII in the path and query go percent-encoded, as RFC 3986 wants
-	 * them on the wire; a URL that is already encoded stays as it is. */
+	 * a scheme (transfer_check_url has required one, and refused spaces),
+	 * and bytes outside ASCII in the path and query go percent-encoded,
+	 * as RFC 3986 wants them on the wire; a URL already encoded stays. */
 	uc = curl_url_set(ep->parsed_url, CURLUPART_URL, spec->url,
 			  CURLU_NON_SUPPORT_SCHEME | CURLU_URLENCODE);
 	if (uc != CURLUE_OK) {
