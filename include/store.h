@@ -235,11 +235,11 @@ struct outcome {
 /*
  * Writes count outcomes in one transaction: the row, and for an attempted
  * outcome one delivery_attempts row. A row that no longer carries the
- * outcome's claim token (its lease was taken over) is left alone and counted
- * in *refused (may be NULL).
+ * outcome's claim token (its lease was taken over) is left alone: refused[i]
+ * is 1 for it and 0 for the others (refused may be NULL).
  */
 int store_record(struct store *store, const struct outcome *outcomes,
-		 size_t count, size_t *refused);
+		 size_t count, unsigned char *refused);
 
 /*
  * Puts claimed rows back to pending, due now, with no attempt counted (a

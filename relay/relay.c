@@ -563,31 +563,39 @@ static void app_disable(struct relay *relay, struct app *app)
 static void outcomes_flush(struct relay *relay)
 {
 	struct outcome *batch;
+	unsigned char *refused;
 	struct flight *f;
-	size_t n = 0, refused = 0;
+	size_t n = 0;
 	int rc;
 
 	if (!relay->done || store_resting(relay))
 		return;
 	batch = malloc(relay->done_count * sizeof(*batch));
-	if (!batch) {
+	refused = malloc(relay->done_count);
+	if (!batch || !refused) {
 		log_error("out of memory writing %zu outcomes", relay->done_count);
+		free(batch);
+		free(refused);
 		return;
 	}
 	for (f = relay->done; f; f = f->next)
 		batch[n++] = f->outcome;
-	rc = store_record(relay->store, batch, n, &refused);
+	rc = store_record(relay->store, batch, n, refused);
 	free(batch);
 	if (rc != STORE_OK) {
+		free(refused);
 		store_trouble(relay, "outcome write", rc);
 		return;
 	}
 	store_healthy(relay);
-	if (refused)
-		log_warn("%zu outcomes refused: their leases were taken over by "
-			 "another relay", refused);
-	while ((f = relay->done) != NULL) {
+	for (n = 0; (f = relay->done) != NULL; n++) {
 		relay->done = f->next;
+		/* Its row is another relay's now, and so is the event; what
+		 * the endpoint answered (a 410) still holds. */
+		if (refused[n])
+			log_warn("outcome refused id=%" PRId64 " cloud_id=%s: "
+				 "its lease was taken over by another relay",
+				 f->id, f->app->cloud_id);
 		if (f->gone)
 			app_disable(relay, f->app);
 		/* The relay's own commits leave PRAGMA data_version alone, so
@@ -597,6 +605,7 @@ static void outcomes_flush(struct relay *relay)
 			f->app->next_due_ms = f->outcome.next_attempt_ms;
 		flight_release(relay, f);
 	}
+	free(refused);
 	relay->done_count = 0;
 }
 

@@ -160,7 +160,7 @@ int store_next_due(struct store *store, const char *cloud_id, int64_t *due_ms)
 }
 
 int store_record(struct store *store, const struct outcome *outcomes,
-		 size_t count, size_t *refused)
+		 size_t count, unsigned char *refused)
 {
 	return engine_of(store)->record(store, outcomes, count, refused);
 }

@@ -44,7 +44,7 @@ struct store_engine {
 	int (*next_due)(struct store *store, const char *cloud_id,
 			int64_t *due_ms);
 	int (*record)(struct store *store, const struct outcome *outcomes,
-		      size_t count, size_t *refused);
+		      size_t count, unsigned char *refused);
 	int (*release)(struct store *store, const int64_t *ids,
 		       const int64_t *tokens, size_t count);
 	int (*history)(struct store *store, const struct history_filter *filter,

@@ -1259,7 +1259,7 @@ static void outcome_params(const struct outcome *o, struct outcome_times *t,
 }
 
 static int outcome_write(struct store *store, const struct outcome *o,
-			 size_t *refused)
+			 unsigned char *refused)
 {
 	struct outcome_times t;
 	struct params p;
@@ -1271,8 +1271,7 @@ static int outcome_write(struct store *store, const struct outcome *o,
 	if (rc != STORE_OK)
 		return rc;
 	/* Fenced out: the lease was taken over, the row is not ours. */
-	if (value_int64(res, 0, 0) == 0)
-		(*refused)++;
+	*refused = value_int64(res, 0, 0) == 0;
 	PQclear(res);
 	return STORE_OK;
 }
@@ -1310,7 +1309,7 @@ static int outcome_unwritable(struct store *store, const struct outcome *o)
  * failure leaves it aborted (roll it back).
  */
 static int record_pipeline(struct store *store, const struct outcome *outcomes,
-			   size_t count, size_t *fenced)
+			   size_t count, unsigned char *refused)
 {
 	const char *name = stmt_specs[STMT_RECORD].name;
 	int rc = STORE_OK;
@@ -1345,8 +1344,8 @@ static int record_pipeline(struct store *store, const struct outcome *outcomes,
 		res = PQgetResult(store->conn);
 		if (rc == STORE_OK) {
 			rc = pg_check(store, name, res);
-			if (rc == STORE_OK && value_int64(res, 0, 0) == 0)
-				(*fenced)++;
+			if (rc == STORE_OK)
+				refused[i] = value_int64(res, 0, 0) == 0;
 			if (rc == STORE_OK)
 				PQclear(res);
 		} else {
@@ -1378,11 +1377,11 @@ static int record_pipeline(struct store *store, const struct outcome *outcomes,
  * them an unwritable outcome fails its event alone.
  */
 static int record_batch(struct store *store, const struct outcome *outcomes,
-			size_t count, int savepoints, size_t *fenced)
+			size_t count, int savepoints, unsigned char *refused)
 {
 	int rc = tx_begin(store);
 
-	*fenced = 0;
+	memset(refused, 0, count);
 	if (rc != STORE_OK)
 		return rc;
 	if (!savepoints) {
@@ -1391,14 +1390,14 @@ static int record_batch(struct store *store, const struct outcome *outcomes,
 			rc = record_pipeline(store, outcomes + i,
 					     count - i < PG_PIPELINE_MAX
 					     ? count - i : PG_PIPELINE_MAX,
-					     fenced);
+					     refused + i);
 		return tx_end(store, rc);
 	}
 	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
 		if (savepoints)
 			rc = stmt_exec(store, STMT_SAVEPOINT, NULL, NULL);
 		if (rc == STORE_OK)
-			rc = outcome_write(store, &outcomes[i], fenced);
+			rc = outcome_write(store, &outcomes[i], &refused[i]);
 		if (rc == STORE_ERROR && savepoints)
 			rc = outcome_unwritable(store, &outcomes[i]);
 		if (rc == STORE_OK && savepoints)
@@ -1409,27 +1408,29 @@ static int record_batch(struct store *store, const struct outcome *outcomes,
 }
 
 static int pg_store_record(struct store *store, const struct outcome *outcomes,
-			   size_t count, size_t *refused)
+			   size_t count, unsigned char *refused)
 {
-	size_t fenced = 0;
+	unsigned char *flags = refused;
 	int rc = STORE_OK;
 
-	if (refused != NULL)
-		*refused = 0;
 	if (count == 0)
 		return STORE_OK;
 	for (size_t i = 0; i < count && rc == STORE_OK; i++)
 		rc = outcome_check(store, &outcomes[i]);
 	if (rc != STORE_OK)
 		return rc;
+	if (flags == NULL && (flags = malloc(count)) == NULL) {
+		store_seterr(store, "record: out of memory");
+		return STORE_ERROR;
+	}
 	/* Each statement is a round trip: the batch is tried whole first,
 	 * and only when an outcome cannot be written again with a
 	 * savepoint around each. */
-	rc = record_batch(store, outcomes, count, 0, &fenced);
+	rc = record_batch(store, outcomes, count, 0, flags);
 	if (rc == STORE_ERROR && PQstatus(store->conn) == CONNECTION_OK)
-		rc = record_batch(store, outcomes, count, 1, &fenced);
-	if (rc == STORE_OK && refused != NULL)
-		*refused = fenced;
+		rc = record_batch(store, outcomes, count, 1, flags);
+	if (flags != refused)
+		free(flags);
 	return rc;
 }
 

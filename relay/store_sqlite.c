@@ -1520,30 +1520,33 @@ static int outcome_unwritable(struct store *store, const struct outcome *o)
 	return rc;
 }
 
-/* One outcome in a savepoint of its own; failed if it cannot be written. */
+/*
+ * One outcome in a savepoint of its own; failed if it cannot be written.
+ * *refused says whether its fence kept it out.
+ */
 static int outcome_alone(struct store *store, const struct outcome *o,
-			 size_t *refused)
+			 unsigned char *refused)
 {
+	size_t fenced = 0;
 	int rc = stmt_exec(store, STMT_SAVEPOINT);
 
 	if (rc == STORE_OK)
-		rc = outcomes_write(store, o, 1, refused);
+		rc = outcomes_write(store, o, 1, &fenced);
 	if (rc == STORE_ERROR)
 		rc = outcome_unwritable(store, o);
 	if (rc == STORE_OK)
 		rc = stmt_exec(store, STMT_SAVEPOINT_RELEASE);
+	*refused = fenced > 0;
 	return rc;
 }
 
 static int sqlite_store_record(struct store *store,
 			       const struct outcome *outcomes, size_t count,
-			       size_t *refused)
+			       unsigned char *refused)
 {
-	size_t fenced = 0;
+	unsigned char unwanted[RECORD_BATCH];
 	int rc = STORE_OK;
 
-	if (refused != NULL)
-		*refused = 0;
 	if (count == 0)
 		return STORE_OK;
 	for (size_t i = 0; i < count && rc == STORE_OK; i++)
@@ -1555,24 +1558,29 @@ static int sqlite_store_record(struct store *store,
 		return rc;
 	for (size_t i = 0; i < count && rc == STORE_OK; i += RECORD_BATCH) {
 		size_t n = count - i < RECORD_BATCH ? count - i : RECORD_BATCH;
+		unsigned char *flags = refused ? refused + i : unwanted;
+		size_t fenced = 0;
 
+		memset(flags, 0, n);
 		rc = stmt_exec(store, STMT_SAVEPOINT);
 		if (rc == STORE_OK)
 			rc = outcomes_write(store, outcomes + i, n, &fenced);
-		if (rc == STORE_ERROR && !sqlite3_get_autocommit(store->db)) {
-			/* One of them cannot be written: undo the lot, and
-			 * write them one by one to set that one apart. */
+		/* One of them cannot be written, or some were fenced out (a
+		 * takeover: rare) and the count does not say which: undo the
+		 * lot, and write them one by one to set those apart. */
+		if ((rc == STORE_ERROR && !sqlite3_get_autocommit(store->db)) ||
+		    (rc == STORE_OK && fenced > 0 && n > 1)) {
 			rc = stmt_exec(store, STMT_SAVEPOINT_ROLLBACK);
 			for (size_t k = 0; k < n && rc == STORE_OK; k++)
-				rc = outcome_alone(store, &outcomes[i + k], &fenced);
+				rc = outcome_alone(store, &outcomes[i + k],
+						   &flags[k]);
+		} else if (rc == STORE_OK && fenced > 0) {
+			flags[0] = 1;
 		}
 		if (rc == STORE_OK)
 			rc = stmt_exec(store, STMT_SAVEPOINT_RELEASE);
 	}
-	rc = tx_end(store, rc);
-	if (rc == STORE_OK && refused != NULL)
-		*refused = fenced;
-	return rc;
+	return tx_end(store, rc);
 }
 
 static int sqlite_store_release(struct store *store, const int64_t *ids,
