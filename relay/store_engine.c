@@ -10,6 +10,7 @@
 #include "store_engine.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct store_engine *engine_of(const struct store *store)
@@ -224,4 +225,63 @@ int store_queue_depth(struct store *store, size_t max,
 		      void *arg)
 {
 	return engine_of(store)->queue_depth(store, max, each, arg);
+}
+
+int store_copy_read(struct store *store, const char *cloud_id,
+		    int64_t after_id, size_t limit, struct copy_event **events,
+		    size_t *count)
+{
+	return engine_of(store)->copy_read(store, cloud_id, after_id, limit,
+					   events, count);
+}
+
+int store_copy_write(struct store *store, const struct copy_event *events,
+		     size_t count, int dry_run, struct copy_result *results)
+{
+	return engine_of(store)->copy_write(store, events, count, dry_run,
+					    results);
+}
+
+/* ---- shared by the engines' copy functions ----------------------------- */
+
+void store_copy_events_free(struct copy_event *events, size_t count)
+{
+	if (events == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(events[i].cloud_id);
+		free(events[i].new_smart_number);
+		free(events[i].network_id);
+		free(events[i].new_smart_uri);
+		free(events[i].interested_parties);
+		free(events[i].created_at);
+		free(events[i].next_attempt_at);
+		free(events[i].last_attempt_at);
+		free(events[i].error);
+	}
+	free(events);
+}
+
+const char *store_copy_differs(const struct copy_event *copied,
+			       const char *const stored[COPY_PRODUCER_COLUMNS])
+{
+	const struct {
+		const char *name;
+		const char *value;
+	} columns[COPY_PRODUCER_COLUMNS] = {
+		{ "cloud_id", copied->cloud_id },
+		{ "new_smart_number", copied->new_smart_number },
+		{ "network_id", copied->network_id },
+		{ "new_smart_uri", copied->new_smart_uri },
+		{ "interested_parties", copied->interested_parties },
+		{ "created_at", copied->created_at },
+	};
+
+	for (size_t i = 0; i < COPY_PRODUCER_COLUMNS; i++) {
+		const char *a = columns[i].value, *b = stored[i];
+
+		if (a == NULL || b == NULL ? a != b : strcmp(a, b) != 0)
+			return columns[i].name;
+	}
+	return NULL;
 }

@@ -73,12 +73,30 @@ struct store_engine {
 			   int (*each)(const struct queue_depth *depth,
 				       void *arg),
 			   void *arg);
+	int (*copy_read)(struct store *store, const char *cloud_id,
+			 int64_t after_id, size_t limit,
+			 struct copy_event **events, size_t *count);
+	int (*copy_write)(struct store *store, const struct copy_event *events,
+			  size_t count, int dry_run,
+			  struct copy_result *results);
 };
 
 /* The first member of every engine's struct store. */
 struct store_head {
 	const struct store_engine *engine;
 };
+
+/*
+ * For store_copy_write: the first producer column in which the event
+ * already stored under an id differs from the one being copied, or NULL
+ * when they are the same event. stored holds that row's cloud_id,
+ * new_smart_number, network_id, new_smart_uri, interested_parties and
+ * created_at, in this order.
+ */
+#define COPY_PRODUCER_COLUMNS 6
+
+const char *store_copy_differs(const struct copy_event *copied,
+			       const char *const stored[COPY_PRODUCER_COLUMNS]);
 
 extern const struct store_engine store_sqlite_engine;
 extern const struct store_engine store_pg_engine;
