@@ -285,3 +285,29 @@ const char *store_copy_differs(const struct copy_event *copied,
 	}
 	return NULL;
 }
+
+int store_copy_each(struct store *store, const struct copy_ops *ops,
+		    const struct copy_event *events, size_t count, int dry_run,
+		    struct copy_result *results, int64_t *failed,
+		    int64_t *top)
+{
+	int rc = STORE_OK;
+
+	*failed = 0;
+	*top = 0;
+	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
+		int added = 0;
+
+		results[i].outcome = COPY_ADDED;
+		results[i].differs = NULL;
+		if (!dry_run)
+			rc = ops->insert(store, &events[i], &added);
+		if (rc == STORE_OK && !added)
+			rc = ops->find(store, &events[i], &results[i]);
+		if (rc != STORE_OK)
+			*failed = events[i].id;
+		else if (added && events[i].id > *top)
+			*top = events[i].id;
+	}
+	return rc;
+}

@@ -98,6 +98,26 @@ struct store_head {
 const char *store_copy_differs(const struct copy_event *copied,
 			       const char *const stored[COPY_PRODUCER_COLUMNS]);
 
+/*
+ * The loop of an engine's copy_write, inside the engine's transaction: for
+ * each event, insert (unless dry_run) sets *added when it took the event;
+ * when it did not, find judges the row stored under the event's id into
+ * the result (left COPY_ADDED when there is none). Stops at the first
+ * failure and returns it with *failed set to that event's id. *top is the
+ * largest id added (0: none).
+ */
+struct copy_ops {
+	int (*insert)(struct store *store, const struct copy_event *event,
+		      int *added);
+	int (*find)(struct store *store, const struct copy_event *event,
+		    struct copy_result *result);
+};
+
+int store_copy_each(struct store *store, const struct copy_ops *ops,
+		    const struct copy_event *events, size_t count, int dry_run,
+		    struct copy_result *results, int64_t *failed,
+		    int64_t *top);
+
 extern const struct store_engine store_sqlite_engine;
 extern const struct store_engine store_pg_engine;
 

@@ -1893,9 +1893,9 @@ static int pg_store_copy_write(struct store *store,
 			       const struct copy_event *events, size_t count,
 			       int dry_run, struct copy_result *results)
 {
-	int64_t top = 0;
+	static const struct copy_ops ops = { copy_insert, copy_find };
+	int64_t failed, top;
 	int rc = STORE_OK;
-	size_t i;
 
 	if (count == 0)
 		return STORE_OK;
@@ -1903,24 +1903,13 @@ static int pg_store_copy_write(struct store *store,
 		rc = tx_begin(store);
 	if (rc != STORE_OK)
 		return rc;
-	for (i = 0; i < count && rc == STORE_OK; i++) {
-		int added = 0;
-
-		results[i].outcome = COPY_ADDED;
-		results[i].differs = NULL;
-		if (!dry_run)
-			rc = copy_insert(store, &events[i], &added);
-		if (rc == STORE_OK && !added)
-			rc = copy_find(store, &events[i], &results[i]);
-		if (rc == STORE_OK && added && events[i].id > top)
-			top = events[i].id;
-	}
+	rc = store_copy_each(store, &ops, events, count, dry_run, results,
+			     &failed, &top);
 	if (rc != STORE_OK) {
 		char cause[STORE_ERRMSG_SIZE];
 
 		memcpy(cause, store->errmsg, sizeof cause);
-		store_seterr(store, "event %" PRId64 ": %s", events[i - 1].id,
-			     cause);
+		store_seterr(store, "event %" PRId64 ": %s", failed, cause);
 	} else if (top > 0) {
 		struct params p = { .count = 0 };
 

@@ -2179,8 +2179,9 @@ static int sqlite_store_copy_write(struct store *store,
 				   size_t count, int dry_run,
 				   struct copy_result *results)
 {
+	static const struct copy_ops ops = { copy_insert, copy_find };
+	int64_t failed, top;
 	int rc = STORE_OK;
-	size_t i;
 
 	if (count == 0)
 		return STORE_OK;
@@ -2189,22 +2190,13 @@ static int sqlite_store_copy_write(struct store *store,
 		rc = tx_begin(store);
 	if (rc != STORE_OK)
 		return rc;
-	for (i = 0; i < count && rc == STORE_OK; i++) {
-		int added = 0;
-
-		results[i].outcome = COPY_ADDED;
-		results[i].differs = NULL;
-		if (!dry_run)
-			rc = copy_insert(store, &events[i], &added);
-		if (rc == STORE_OK && !added)
-			rc = copy_find(store, &events[i], &results[i]);
-	}
+	rc = store_copy_each(store, &ops, events, count, dry_run, results,
+			     &failed, &top);
 	if (rc != STORE_OK) {
 		char cause[STORE_ERRMSG_SIZE];
 
 		memcpy(cause, store->errmsg, sizeof cause);
-		store_seterr(store, "event %" PRId64 ": %s", events[i - 1].id,
-			     cause);
+		store_seterr(store, "event %" PRId64 ": %s", failed, cause);
 	}
 	return dry_run ? rc : tx_end(store, rc);
 }
