@@ -127,6 +127,36 @@ static void copy_tally(const struct copy_event *events,
 	}
 }
 
+/*
+ * A field cut short by a NUL byte would copy another event: such events
+ * are reported and moved to the end of events, to stay behind. Returns how
+ * many remain in front.
+ */
+static size_t set_aside_unreadable(struct copy_event *events, size_t n,
+				   struct progress *progress,
+				   struct copied *done)
+{
+	char line[128];
+	size_t good = n;
+
+	for (size_t i = 0; i < good;) {
+		struct copy_event bad = events[i];
+
+		if (bad.nul_field == NULL) {
+			i++;
+			continue;
+		}
+		snprintf(line, sizeof line, "event %" PRId64 ": its %s holds a "
+			 "NUL byte; not copied", bad.id, bad.nul_field);
+		done->problems++;
+		report(progress, line);
+		good--;
+		events[i] = events[good];
+		events[good] = bad;
+	}
+	return good;
+}
+
 struct depth_sum {
 	const char *cloud_id;   /* NULL: every one */
 	int64_t total;
@@ -180,29 +210,7 @@ static int copy_events(struct store *src, struct store *dst,
 		if (rc != STORE_OK || n == 0)
 			break;
 		after = events[n - 1].id;
-		/* A field cut short by a NUL byte would copy another event:
-		 * such events go to the end, reported, and stay behind. */
-		good = n;
-		for (size_t i = 0; i < good;) {
-			if (events[i].nul_field == NULL) {
-				i++;
-				continue;
-			}
-			char line[128];
-
-			snprintf(line, sizeof line, "event %" PRId64 ": its %s "
-				 "holds a NUL byte; not copied", events[i].id,
-				 events[i].nul_field);
-			done->problems++;
-			report(&progress, line);
-			good--;
-			if (i != good) {
-				struct copy_event bad = events[i];
-
-				events[i] = events[good];
-				events[good] = bad;
-			}
-		}
+		good = set_aside_unreadable(events, n, &progress, done);
 		*failed = dst;
 		rc = copy_batch(dst, events, good, opt->dry_run, results,
 				refused, &progress, done);

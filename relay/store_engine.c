@@ -5,7 +5,8 @@
  * PostgreSQL; anything else is an SQLite path. To add a store function:
  * declare it in store.h, add its pointer to struct store_engine, write it
  * as a static function in store_sqlite.c and store_pg.c and name it in both
- * engine tables, and add its one-line forwarder here.
+ * engine tables, and add its one-line forwarder here. What both engines'
+ * copy functions share (no SQL) is at the end.
  */
 #include "store_engine.h"
 
