@@ -45,6 +45,7 @@ LIB_SRCS = \
 	relay/addrpolicy.c \
 	relay/cli.c \
 	relay/cmd_config.c \
+	relay/cmd_copy.c \
 	relay/cmd_enqueue.c \
 	relay/cmd_history.c \
 	relay/cmd_init.c \

@@ -16,5 +16,6 @@ int cmd_enqueue(int argc, char **argv);
 int cmd_requeue(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 #endif

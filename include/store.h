@@ -408,4 +408,65 @@ struct store_stats {
 /* The figures of the whole outbox as of now_ms, read in one snapshot. */
 int store_stats(struct store *store, int64_t now_ms, struct store_stats *out);
 
+/* ---- copying between databases (smartrelay copy) ----------------------- */
+
+/*
+ * A live event as a copy moves it: the producer's columns and the delivery
+ * state that its retries depend on. Every string is new (NULL where the
+ * column is NULL); free the array with store_copy_events_free.
+ */
+struct copy_event {
+	int64_t id;
+	char *cloud_id;
+	char *new_smart_number;
+	char *network_id;
+	char *new_smart_uri;
+	char *interested_parties;
+	char *created_at;
+	int64_t attempts;
+	int64_t budget_start;
+	char *next_attempt_at;  /* NULL: due now */
+	char *last_attempt_at;
+	long http_status;       /* 0: NULL */
+	char *error;
+	/* NULL, or the name of a field whose stored text held a NUL byte:
+	 * such an event cannot be copied faithfully. */
+	const char *nul_field;
+};
+
+/*
+ * Reads up to limit pending and sending events of cloud_id (NULL: any)
+ * with id > after_id, lowest id first, as pending ones: a sending row's
+ * claim means nothing in another database, so it reads as due now, as a
+ * recovered lease would. Changes nothing. *events is a new array.
+ */
+int store_copy_read(struct store *store, const char *cloud_id,
+		    int64_t after_id, size_t limit, struct copy_event **events,
+		    size_t *count);
+void store_copy_events_free(struct copy_event *events, size_t count);
+
+enum copy_outcome {
+	COPY_ADDED = 0,   /* inserted, pending, with its id */
+	COPY_PRESENT,     /* the id holds the same event already: left alone */
+	COPY_CONFLICT,    /* the id holds another event: left alone */
+};
+
+struct copy_result {
+	enum copy_outcome outcome;
+	/* COPY_CONFLICT: the first producer column that differs (static) */
+	const char *differs;
+};
+
+/*
+ * Inserts count events with their own ids, as pending, in one transaction,
+ * all or none; an id that is taken already is left as it is and judged by
+ * the producer's columns (cloud_id, new_smart_number, network_id,
+ * new_smart_uri, interested_parties, created_at). results[i] says what
+ * became of events[i]. Afterwards the next id a producer's INSERT gets is
+ * above every id inserted. With dry_run nothing is written: results say
+ * what a copy would do. On a failure store_errmsg() names the event.
+ */
+int store_copy_write(struct store *store, const struct copy_event *events,
+		     size_t count, int dry_run, struct copy_result *results);
+
 #endif

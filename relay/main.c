@@ -24,6 +24,7 @@ static const struct command {
 	{ "requeue", cmd_requeue, "put failed events back to pending, with a fresh budget" },
 	{ "stats", cmd_stats, "queue depth, rates, latency and disabled endpoints" },
 	{ "purge", cmd_purge, "delete delivered and failed events older than a duration" },
+	{ "copy", cmd_copy, "copy the pending events of one database into another" },
 };
 
 static void usage(FILE *out)

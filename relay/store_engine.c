@@ -5,11 +5,13 @@
  * PostgreSQL; anything else is an SQLite path. To add a store function:
  * declare it in store.h, add its pointer to struct store_engine, write it
  * as a static function in store_sqlite.c and store_pg.c and name it in both
- * engine tables, and add its one-line forwarder here.
+ * engine tables, and add its one-line forwarder here. What both engines'
+ * copy functions share (no SQL) is at the end.
  */
 #include "store_engine.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct store_engine *engine_of(const struct store *store)
@@ -229,4 +231,89 @@ int store_queue_depth(struct store *store, size_t max,
 		      void *arg)
 {
 	return engine_of(store)->queue_depth(store, max, each, arg);
+}
+
+int store_copy_read(struct store *store, const char *cloud_id,
+		    int64_t after_id, size_t limit, struct copy_event **events,
+		    size_t *count)
+{
+	return engine_of(store)->copy_read(store, cloud_id, after_id, limit,
+					   events, count);
+}
+
+int store_copy_write(struct store *store, const struct copy_event *events,
+		     size_t count, int dry_run, struct copy_result *results)
+{
+	return engine_of(store)->copy_write(store, events, count, dry_run,
+					    results);
+}
+
+/* ---- shared by the engines' copy functions ----------------------------- */
+
+void store_copy_events_free(struct copy_event *events, size_t count)
+{
+	if (events == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(events[i].cloud_id);
+		free(events[i].new_smart_number);
+		free(events[i].network_id);
+		free(events[i].new_smart_uri);
+		free(events[i].interested_parties);
+		free(events[i].created_at);
+		free(events[i].next_attempt_at);
+		free(events[i].last_attempt_at);
+		free(events[i].error);
+	}
+	free(events);
+}
+
+const char *store_copy_differs(const struct copy_event *copied,
+			       const char *const stored[COPY_PRODUCER_COLUMNS])
+{
+	const struct {
+		const char *name;
+		const char *value;
+	} columns[COPY_PRODUCER_COLUMNS] = {
+		{ "cloud_id", copied->cloud_id },
+		{ "new_smart_number", copied->new_smart_number },
+		{ "network_id", copied->network_id },
+		{ "new_smart_uri", copied->new_smart_uri },
+		{ "interested_parties", copied->interested_parties },
+		{ "created_at", copied->created_at },
+	};
+
+	for (size_t i = 0; i < COPY_PRODUCER_COLUMNS; i++) {
+		const char *a = columns[i].value, *b = stored[i];
+
+		if (a == NULL || b == NULL ? a != b : strcmp(a, b) != 0)
+			return columns[i].name;
+	}
+	return NULL;
+}
+
+int store_copy_each(struct store *store, const struct copy_ops *ops,
+		    const struct copy_event *events, size_t count, int dry_run,
+		    struct copy_result *results, int64_t *failed,
+		    int64_t *top)
+{
+	int rc = STORE_OK;
+
+	*failed = 0;
+	*top = 0;
+	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
+		int added = 0;
+
+		results[i].outcome = COPY_ADDED;
+		results[i].differs = NULL;
+		if (!dry_run)
+			rc = ops->insert(store, &events[i], &added);
+		if (rc == STORE_OK && !added)
+			rc = ops->find(store, &events[i], &results[i]);
+		if (rc != STORE_OK)
+			*failed = events[i].id;
+		else if (added && events[i].id > *top)
+			*top = events[i].id;
+	}
+	return rc;
 }

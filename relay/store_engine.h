@@ -74,12 +74,50 @@ struct store_engine {
 			   int (*each)(const struct queue_depth *depth,
 				       void *arg),
 			   void *arg);
+	int (*copy_read)(struct store *store, const char *cloud_id,
+			 int64_t after_id, size_t limit,
+			 struct copy_event **events, size_t *count);
+	int (*copy_write)(struct store *store, const struct copy_event *events,
+			  size_t count, int dry_run,
+			  struct copy_result *results);
 };
 
 /* The first member of every engine's struct store. */
 struct store_head {
 	const struct store_engine *engine;
 };
+
+/*
+ * For store_copy_write: the first producer column in which the event
+ * already stored under an id differs from the one being copied, or NULL
+ * when they are the same event. stored holds that row's cloud_id,
+ * new_smart_number, network_id, new_smart_uri, interested_parties and
+ * created_at, in this order.
+ */
+#define COPY_PRODUCER_COLUMNS 6
+
+const char *store_copy_differs(const struct copy_event *copied,
+			       const char *const stored[COPY_PRODUCER_COLUMNS]);
+
+/*
+ * The loop of an engine's copy_write, inside the engine's transaction: for
+ * each event, insert (unless dry_run) sets *added when it took the event;
+ * when it did not, find judges the row stored under the event's id into
+ * the result (left COPY_ADDED when there is none). Stops at the first
+ * failure and returns it with *failed set to that event's id. *top is the
+ * largest id added (0: none).
+ */
+struct copy_ops {
+	int (*insert)(struct store *store, const struct copy_event *event,
+		      int *added);
+	int (*find)(struct store *store, const struct copy_event *event,
+		    struct copy_result *result);
+};
+
+int store_copy_each(struct store *store, const struct copy_ops *ops,
+		    const struct copy_event *events, size_t count, int dry_run,
+		    struct copy_result *results, int64_t *failed,
+		    int64_t *top);
 
 extern const struct store_engine store_sqlite_engine;
 extern const struct store_engine store_pg_engine;

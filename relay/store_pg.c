@@ -28,7 +28,7 @@
 /* Without a notification, report a change this often anyway: the fallback
  * poll for anything that changed without one. */
 #define PG_FALLBACK_POLL_MS 5000
-#define PG_MAX_PARAMS 12
+#define PG_MAX_PARAMS 13
 /* Outcomes sent in one pipeline before their results are read: bounded,
  * so that neither side's socket buffer fills while it waits on the other. */
 #define PG_PIPELINE_MAX 64
@@ -79,6 +79,10 @@ enum stmt {
 	STMT_STATS_CLOUDS,
 	STMT_STATS,
 	STMT_QUEUE_DEPTH,
+	STMT_COPY_READ,
+	STMT_COPY_INSERT,
+	STMT_COPY_FIND,
+	STMT_COPY_SEQUENCE,
 	STMT_COUNT
 };
 
@@ -357,6 +361,43 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"         GROUP BY cloud_id) AS q"
 		"  JOIN outbox AS o ON o.id = q.first"
 		" LIMIT $1::bigint" },
+	[STMT_COPY_READ] = { "copy_read", 3,
+		/* A sending row's claim belongs to the database it came from:
+		 * it reads as pending and due now, like a recovered lease. */
+		"SELECT id, cloud_id, new_smart_number, network_id,"
+		"       new_smart_uri, interested_parties, created_at,"
+		"       attempts, budget_start,"
+		"       CASE WHEN status = 'sending' THEN NULL"
+		"            ELSE next_attempt_at END,"
+		"       last_attempt_at, http_status, error"
+		"  FROM outbox"
+		" WHERE status IN ('pending', 'sending')"
+		"   AND ($1::text IS NULL OR cloud_id = $1::text)"
+		"   AND id > $2::bigint"
+		" ORDER BY id LIMIT $3::bigint" },
+	[STMT_COPY_INSERT] = { "copy_insert", 13,
+		"INSERT INTO outbox (id, cloud_id, new_smart_number, network_id,"
+		"                    new_smart_uri, interested_parties, created_at,"
+		"                    status, attempts, budget_start,"
+		"                    next_attempt_at, last_attempt_at,"
+		"                    http_status, error)"
+		" VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, 'pending',"
+		"         $8::bigint, $9::bigint, $10, $11, $12::int, $13)"
+		" ON CONFLICT (id) DO NOTHING" },
+	[STMT_COPY_FIND] = { "copy_find", 1,
+		/* The columns store_copy_differs compares, in its order. */
+		"SELECT cloud_id, new_smart_number, network_id, new_smart_uri,"
+		"       interested_parties, created_at"
+		"  FROM outbox WHERE id = $1::bigint" },
+	[STMT_COPY_SEQUENCE] = { "copy_sequence", 1,
+		/* Rows inserted with their own ids leave the identity behind:
+		 * move it past them so that a producer's next INSERT does not
+		 * take one of them, and never back (a purged event's id is
+		 * not given out again). */
+		"SELECT setval(pg_get_serial_sequence('outbox', 'id')::regclass,"
+		"              $1::bigint)"
+		" WHERE $1::bigint > coalesce(pg_sequence_last_value("
+		"           pg_get_serial_sequence('outbox', 'id')::regclass), 0)" },
 };
 
 struct store {
@@ -1758,6 +1799,164 @@ static int pg_store_queue_depth(struct store *store, size_t max,
 	return rc == STORE_OK ? stopped : rc;
 }
 
+/* ---- copying between databases ----------------------------------------- */
+
+/* Row i of a copy_read result into ev; its strings become ev's. */
+static int copy_read_row(struct store *store, const PGresult *res, int i,
+			 struct copy_event *ev)
+{
+	const struct {
+		int col;
+		char **out;
+	} texts[] = {
+		{ 1, &ev->cloud_id },
+		{ 2, &ev->new_smart_number },
+		{ 3, &ev->network_id },
+		{ 4, &ev->new_smart_uri },
+		{ 5, &ev->interested_parties },
+		{ 6, &ev->created_at },
+		{ 9, &ev->next_attempt_at },
+		{ 10, &ev->last_attempt_at },
+		{ 12, &ev->error },
+	};
+	int rc = STORE_OK;
+
+	ev->id = value_int64(res, i, 0);
+	ev->attempts = value_int64(res, i, 7);
+	ev->budget_start = value_int64(res, i, 8);
+	ev->http_status = (long)value_int64(res, i, 11);
+	for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+		const char *text = value_text(res, i, texts[t].col);
+
+		if (text != NULL)
+			rc = text_dup(store, "copy_read", text, texts[t].out);
+		if (rc != STORE_OK)
+			break;
+	}
+	return rc;
+}
+
+static int pg_store_copy_read(struct store *store, const char *cloud_id,
+			      int64_t after_id, size_t limit,
+			      struct copy_event **events, size_t *count)
+{
+	struct params p = { .count = 0 };
+	struct copy_event *list = NULL;
+	PGresult *res;
+	int n = 0;
+	int rc;
+
+	*events = NULL;
+	*count = 0;
+	param_text(&p, cloud_id);
+	param_int64(&p, after_id);
+	param_int64(&p, size_to_int64(limit));
+	rc = stmt_run(store, STMT_COPY_READ, &p, &res);
+	if (rc != STORE_OK)
+		return rc;
+	n = PQntuples(res);
+	if (n > 0) {
+		list = calloc((size_t)n, sizeof *list);
+		if (list == NULL) {
+			store_seterr(store, "copy_read: out of memory");
+			rc = STORE_ERROR;
+		}
+	}
+	for (int i = 0; i < n && rc == STORE_OK; i++)
+		rc = copy_read_row(store, res, i, &list[i]);
+	PQclear(res);
+	if (rc != STORE_OK) {
+		store_copy_events_free(list, (size_t)n);
+		return rc;
+	}
+	*events = list;
+	*count = (size_t)n;
+	return STORE_OK;
+}
+
+/* Inserts ev unless its id is taken; *added says whether it was. */
+static int copy_insert(struct store *store, const struct copy_event *ev,
+		       int *added)
+{
+	struct params p = { .count = 0 };
+	int64_t changed = 0;
+	int rc;
+
+	param_int64(&p, ev->id);
+	param_text(&p, ev->cloud_id);
+	param_text(&p, ev->new_smart_number);
+	param_text(&p, ev->network_id);
+	param_text(&p, ev->new_smart_uri);
+	param_text(&p, ev->interested_parties);
+	param_text(&p, ev->created_at);
+	param_int64(&p, ev->attempts);
+	param_int64(&p, ev->budget_start);
+	param_text(&p, ev->next_attempt_at);
+	param_text(&p, ev->last_attempt_at);
+	param_int64_or_null(&p, ev->http_status != 0, ev->http_status);
+	param_text(&p, ev->error);
+	rc = stmt_exec(store, STMT_COPY_INSERT, &p, &changed);
+	if (rc != STORE_OK && strcmp(store->sqlstate, "23514") == 0)
+		store_seterr(store, "copy_insert: interested_parties must be"
+			     " a JSON array");
+	*added = rc == STORE_OK && changed == 1;
+	return rc;
+}
+
+/* What the row already stored under ev's id is to ev; result->outcome
+ * stays COPY_ADDED when there is none. */
+static int copy_find(struct store *store, const struct copy_event *ev,
+		     struct copy_result *result)
+{
+	struct params p = { .count = 0 };
+	const char *stored[COPY_PRODUCER_COLUMNS];
+	PGresult *res;
+	int rc;
+
+	param_int64(&p, ev->id);
+	rc = stmt_run(store, STMT_COPY_FIND, &p, &res);
+	if (rc != STORE_OK)
+		return rc;
+	if (PQntuples(res) == 1) {
+		for (int i = 0; i < COPY_PRODUCER_COLUMNS; i++)
+			stored[i] = value_text(res, 0, i);
+		result->differs = store_copy_differs(ev, stored);
+		result->outcome = result->differs ? COPY_CONFLICT : COPY_PRESENT;
+	}
+	PQclear(res);
+	return STORE_OK;
+}
+
+static int pg_store_copy_write(struct store *store,
+			       const struct copy_event *events, size_t count,
+			       int dry_run, struct copy_result *results)
+{
+	static const struct copy_ops ops = { copy_insert, copy_find };
+	int64_t failed, top;
+	int rc = STORE_OK;
+
+	if (count == 0)
+		return STORE_OK;
+	if (!dry_run)
+		rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	rc = store_copy_each(store, &ops, events, count, dry_run, results,
+			     &failed, &top);
+	if (rc != STORE_OK) {
+		char cause[STORE_ERRMSG_SIZE];
+
+		memcpy(cause, store->errmsg, sizeof cause);
+		store_seterr(store, "event %" PRId64 ": %s", failed, cause);
+	} else if (top > 0) {
+		struct params p = { .count = 0 };
+
+		param_int64(&p, top);
+		rc = stmt_exec(store, STMT_COPY_SEQUENCE, &p, NULL);
+	}
+	return dry_run ? rc : tx_end(store, rc);
+}
+
 const struct store_engine store_pg_engine = {
 	.open = pg_store_open,
 	.close = pg_store_close,
@@ -1788,4 +1987,6 @@ const struct store_engine store_pg_engine = {
 	.stats_clouds = pg_store_stats_clouds,
 	.stats = pg_store_stats,
 	.queue_depth = pg_store_queue_depth,
+	.copy_read = pg_store_copy_read,
+	.copy_write = pg_store_copy_write,
 };

@@ -82,6 +82,9 @@ enum stmt {
 	STMT_STATS_CLOUDS,
 	STMT_STATS,
 	STMT_QUEUE_DEPTH,
+	STMT_COPY_READ,
+	STMT_COPY_INSERT,
+	STMT_COPY_FIND,
 	STMT_COUNT
 };
 
@@ -379,6 +382,34 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"         GROUP BY cloud_id) AS q"
 		"  JOIN outbox AS o ON o.id = q.first"
 		" LIMIT ?1" },
+	[STMT_COPY_READ] = { "copy_read",
+		/* A sending row's claim belongs to the database it came from:
+		 * it reads as pending and due now, like a recovered lease. */
+		"SELECT id, cloud_id, new_smart_number, network_id,"
+		"       new_smart_uri, interested_parties, created_at,"
+		"       attempts, budget_start,"
+		"       CASE WHEN status = 'sending' THEN NULL"
+		"            ELSE next_attempt_at END,"
+		"       last_attempt_at, http_status, error"
+		"  FROM outbox"
+		" WHERE status IN ('pending', 'sending')"
+		"   AND (?1 IS NULL OR cloud_id = ?1)"
+		"   AND id > ?2"
+		" ORDER BY id LIMIT ?3" },
+	[STMT_COPY_INSERT] = { "copy_insert",
+		"INSERT INTO outbox (id, cloud_id, new_smart_number, network_id,"
+		"                    new_smart_uri, interested_parties, created_at,"
+		"                    status, attempts, budget_start,"
+		"                    next_attempt_at, last_attempt_at,"
+		"                    http_status, error)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10, ?11,"
+		"         ?12, ?13)"
+		" ON CONFLICT (id) DO NOTHING" },
+	[STMT_COPY_FIND] = { "copy_find",
+		/* The columns store_copy_differs compares, in its order. */
+		"SELECT cloud_id, new_smart_number, network_id, new_smart_uri,"
+		"       interested_parties, created_at"
+		"  FROM outbox WHERE id = ?1" },
 };
 
 struct store {
@@ -2006,6 +2037,178 @@ static int sqlite_store_queue_depth(struct store *store, size_t max,
 	return rc == STORE_OK ? stopped : rc;
 }
 
+/* ---- copying between databases ----------------------------------------- */
+
+/* The row STMT_COPY_READ stands on, into ev; its strings become ev's. */
+static int copy_read_row(struct store *store, struct copy_event *ev)
+{
+	const enum stmt id = STMT_COPY_READ;
+	sqlite3_stmt *stmt = store->stmts[id];
+	const struct {
+		int col;
+		char **out;
+		const char *name;
+	} texts[] = {
+		{ 1, &ev->cloud_id, "cloud_id" },
+		{ 2, &ev->new_smart_number, "new_smart_number" },
+		{ 3, &ev->network_id, "network_id" },
+		{ 4, &ev->new_smart_uri, "new_smart_uri" },
+		{ 5, &ev->interested_parties, "interested_parties" },
+		{ 6, &ev->created_at, "created_at" },
+		{ 9, &ev->next_attempt_at, "next_attempt_at" },
+		{ 10, &ev->last_attempt_at, "last_attempt_at" },
+		{ 12, &ev->error, "error" },
+	};
+	int rc = STORE_OK;
+
+	ev->id = sqlite3_column_int64(stmt, 0);
+	ev->attempts = sqlite3_column_int64(stmt, 7);
+	ev->budget_start = sqlite3_column_int64(stmt, 8);
+	ev->http_status = (long)sqlite3_column_int64(stmt, 11);
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+		const char *text;
+
+		rc = column_text(store, id, texts[i].col, &text);
+		if (rc != STORE_OK)
+			return rc;
+		if (text == NULL)
+			continue;
+		*texts[i].out = strdup(text);
+		if (*texts[i].out == NULL) {
+			store_seterr(store, "copy_read: out of memory");
+			return STORE_ERROR;
+		}
+		if (ev->nul_field == NULL &&
+		    (size_t)sqlite3_column_bytes(stmt, texts[i].col)
+		    != strlen(text))
+			ev->nul_field = texts[i].name;
+	}
+	return STORE_OK;
+}
+
+static int sqlite_store_copy_read(struct store *store, const char *cloud_id,
+				  int64_t after_id, size_t limit,
+				  struct copy_event **events, size_t *count)
+{
+	const enum stmt id = STMT_COPY_READ;
+	struct copy_event *list = NULL;
+	size_t n = 0, cap = 0;
+	int row = 1;
+	int rc;
+
+	*events = NULL;
+	*count = 0;
+	rc = bind_text(store, id, 1, cloud_id);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, id, 2, after_id);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, id, 3, size_to_int64(limit));
+	while (rc == STORE_OK) {
+		rc = stmt_step(store, id, &row);
+		if (rc != STORE_OK || !row)
+			break;
+		rc = array_grow(store, (void **)&list, &cap, n, sizeof *list);
+		if (rc != STORE_OK)
+			break;
+		n++; /* counted before filling, so that a failure frees it */
+		rc = copy_read_row(store, &list[n - 1]);
+	}
+	rc = stmt_reset(store, id, rc);
+	if (rc != STORE_OK) {
+		store_copy_events_free(list, n);
+		return rc;
+	}
+	*events = list;
+	*count = n;
+	return STORE_OK;
+}
+
+/* Inserts ev unless its id is taken; *added says whether it was. */
+static int copy_insert(struct store *store, const struct copy_event *ev,
+		       int *added)
+{
+	const enum stmt id = STMT_COPY_INSERT;
+	const char *texts[] = {
+		ev->cloud_id, ev->new_smart_number, ev->network_id,
+		ev->new_smart_uri, ev->interested_parties, ev->created_at,
+	};
+	int rc = bind_int64(store, id, 1, ev->id);
+
+	*added = 0;
+	for (int i = 0; i < 6 && rc == STORE_OK; i++)
+		rc = bind_text(store, id, 2 + i, texts[i]);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, id, 8, ev->attempts);
+	if (rc == STORE_OK)
+		rc = bind_int64(store, id, 9, ev->budget_start);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 10, ev->next_attempt_at);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 11, ev->last_attempt_at);
+	if (rc == STORE_OK)
+		rc = bind_int64_or_null(store, id, 12, ev->http_status != 0,
+					ev->http_status);
+	if (rc == STORE_OK)
+		rc = bind_text(store, id, 13, ev->error);
+	if (rc != STORE_OK)
+		return stmt_reset(store, id, rc);
+	rc = stmt_exec(store, id);
+	if (rc == STORE_OK)
+		*added = sqlite3_changes64(store->db) == 1;
+	else if (store->last_code == SQLITE_CONSTRAINT_CHECK)
+		store_seterr(store, "copy_insert: interested_parties must be"
+			     " a JSON array");
+	return rc;
+}
+
+/* What the row already stored under ev's id is to ev; result->outcome
+ * stays COPY_ADDED when there is none. */
+static int copy_find(struct store *store, const struct copy_event *ev,
+		     struct copy_result *result)
+{
+	const enum stmt id = STMT_COPY_FIND;
+	const char *stored[COPY_PRODUCER_COLUMNS];
+	int row = 0;
+	int rc = bind_int64(store, id, 1, ev->id);
+
+	if (rc == STORE_OK)
+		rc = stmt_step(store, id, &row);
+	for (int i = 0; i < COPY_PRODUCER_COLUMNS && rc == STORE_OK && row; i++)
+		rc = column_text(store, id, i, &stored[i]);
+	if (rc == STORE_OK && row) {
+		result->differs = store_copy_differs(ev, stored);
+		result->outcome = result->differs ? COPY_CONFLICT : COPY_PRESENT;
+	}
+	return stmt_reset(store, id, rc);
+}
+
+static int sqlite_store_copy_write(struct store *store,
+				   const struct copy_event *events,
+				   size_t count, int dry_run,
+				   struct copy_result *results)
+{
+	static const struct copy_ops ops = { copy_insert, copy_find };
+	int64_t failed, top;
+	int rc = STORE_OK;
+
+	if (count == 0)
+		return STORE_OK;
+	/* A dry run only reads: no write lock. */
+	if (!dry_run)
+		rc = tx_begin(store);
+	if (rc != STORE_OK)
+		return rc;
+	rc = store_copy_each(store, &ops, events, count, dry_run, results,
+			     &failed, &top);
+	if (rc != STORE_OK) {
+		char cause[STORE_ERRMSG_SIZE];
+
+		memcpy(cause, store->errmsg, sizeof cause);
+		store_seterr(store, "event %" PRId64 ": %s", failed, cause);
+	}
+	return dry_run ? rc : tx_end(store, rc);
+}
+
 const struct store_engine store_sqlite_engine = {
 	.open = sqlite_store_open,
 	.close = sqlite_store_close,
@@ -2036,4 +2239,6 @@ const struct store_engine store_sqlite_engine = {
 	.stats_clouds = sqlite_store_stats_clouds,
 	.stats = sqlite_store_stats,
 	.queue_depth = sqlite_store_queue_depth,
+	.copy_read = sqlite_store_copy_read,
+	.copy_write = sqlite_store_copy_write,
 };

@@ -1,7 +1,8 @@
 /*
  * test_commands.c - the operator's commands, as the real binary against a
- * real database and the real receiver: enqueue, requeue, purge, stats, and
- * the request that config check describes (compared with the one sent).
+ * real database and the real receiver: enqueue, requeue, purge, stats,
+ * copy (from an SQLite file into the suite's database), and the request
+ * that config check describes (compared with the one sent).
  *
  * Rows are read back through store.h; events reach their states by real
  * deliveries (`run --once`), never by writing the rows by hand.
@@ -49,6 +50,7 @@ static void run_once(struct tu_env *env, const char *max_attempts)
 struct row {
 	int found;
 	char status[16];
+	char number[32];
 	int64_t attempts;
 	long http_status;
 	int has_error;
@@ -62,6 +64,7 @@ static int take_row(const struct history_row *h, void *arg)
 
 	row->found = 1;
 	snprintf(row->status, sizeof(row->status), "%s", h->status);
+	snprintf(row->number, sizeof(row->number), "%s", h->new_smart_number);
 	row->attempts = h->attempts;
 	row->http_status = h->http_status;
 	row->has_error = h->error != NULL;
@@ -79,8 +82,11 @@ static int take_attempt(const struct attempt_row *a, void *arg)
 	return 0;
 }
 
-/* The event's row (found 0 when it is gone) and its attempt count. */
-static struct row fetch(struct tu_env *env, int64_t id)
+/* The event's row (found 0 when it is gone) and, with attempts set, its
+ * attempt count (each walked through check_attempt). */
+static struct row fetch_with(struct tu_env *env, int64_t id,
+			     int (*check_attempt)(const struct attempt_row *a,
+						  void *arg))
 {
 	struct history_filter filter = { .id = id };
 	struct store *store = NULL;
@@ -91,9 +97,14 @@ static struct row fetch(struct tu_env *env, int64_t id)
 	ck_assert_int_eq(store_open(env->db, STORE_OPEN_EXISTING, &store, err,
 				    sizeof(err)), STORE_OK);
 	ck_assert_int_eq(store_history(store, &filter, take_row, &row), STORE_OK);
-	ck_assert_int_eq(store_attempts(store, id, take_attempt, &row), STORE_OK);
+	ck_assert_int_eq(store_attempts(store, id, check_attempt, &row), STORE_OK);
 	store_close(store);
 	return row;
+}
+
+static struct row fetch(struct tu_env *env, int64_t id)
+{
+	return fetch_with(env, id, take_attempt);
 }
 
 /* Runs smartrelay with up to 8 arguments; returns the exit status. */
@@ -443,6 +454,225 @@ START_TEST(daemon_retention_purges_old_events)
 }
 END_TEST
 
+/* ---- copy --------------------------------------------------------------- */
+
+/* The world of env with an initialised SQLite outbox src.db as its DB. */
+static struct tu_env copy_source(const struct tu_env *env)
+{
+	struct tu_env src = *env;
+
+	src.db = tu_path(env->dir, "src.db");
+	ck_assert_int_eq(cmd(NULL, NULL, "init", src.db, NULL, NULL, NULL, NULL,
+			     NULL, NULL), 0);
+	return src;
+}
+
+/* An attempt log copied without its earlier attempts: the numbers go on
+ * from the event's attempts, so only the last must be row.attempts. */
+static int take_copied_attempt(const struct attempt_row *a, void *arg)
+{
+	struct row *row = arg;
+
+	row->attempt_rows++;
+	ck_assert_int_eq(a->attempt, row->attempts);
+	return 0;
+}
+
+/* The receiver's requests with this webhook-id that got this status. */
+static int received(const struct tu_env *env, int64_t id, int status)
+{
+	char *ids = tu_read_file(env->rx.ids_path, NULL);
+	char line[64];
+	int n;
+
+	ck_assert_ptr_nonnull(ids);
+	snprintf(line, sizeof(line), "\n%lld %d ", (long long)id, status);
+	/* Every line starts after a newline, the first one too. */
+	n = tu_count(ids, line) +
+	    (strncmp(ids, line + 1, strlen(line + 1)) == 0);
+	free(ids);
+	return n;
+}
+
+START_TEST(copy_moves_pending_events_and_reruns_safely)
+{
+	struct tu_env env, src;
+	char *out = NULL, *err = NULL;
+	int64_t delivered, failed, retried, pending, moved;
+	struct row row;
+
+	tu_env_open(&env, "copy");
+	src = copy_source(&env);
+	tu_provision(&src, "done", "/", "application/json");
+	tu_provision(&src, "bad", "/status/400", "application/json");
+	tu_provision(&src, "retry", "/status/503", "application/json");
+	delivered = enqueue(&src, "done", "1");
+	failed = enqueue(&src, "bad", "2");
+	retried = enqueue(&src, "retry", "3");
+	run_once(&src, "10");
+	ck_assert_str_eq(fetch(&src, delivered).status, "delivered");
+	ck_assert_str_eq(fetch(&src, failed).status, "failed");
+	ck_assert_int_eq(fetch(&src, retried).attempts, 1);
+	pending = enqueue(&src, "done", "4");
+	moved = enqueue(&src, "moved", "5");
+
+	/* DST has its own options for two apps: --config keeps them. */
+	tu_provision(&env, "retry", "/", "application/json");
+	tu_provision(&env, "moved", "/", "application/json");
+	ck_assert_int_eq(cmd(&out, &err, "copy", src.db, env.db, "--config",
+			     "--batch", "2", NULL, NULL), 0);
+	ck_assert_str_eq(out, "copied 3 events, 0 already there, 0 conflicts\n"
+			 "copied 4 config rows, kept 2 that DST has\n");
+	ck_assert_str_eq(err, "");
+	free(out);
+	free(err);
+	/* Finished events stay behind; the retried one keeps its state,
+	 * but not its attempt log. */
+	ck_assert_int_eq(fetch(&env, delivered).found, 0);
+	ck_assert_int_eq(fetch(&env, failed).found, 0);
+	row = fetch(&env, retried);
+	ck_assert_str_eq(row.status, "pending");
+	ck_assert_int_eq(row.attempts, 1);
+	ck_assert_int_eq(row.http_status, 503);
+	ck_assert_int_eq(row.has_error, 1);
+	ck_assert_int_eq(row.attempt_rows, 0);
+	ck_assert_str_eq(fetch(&env, moved).number, "5");
+	/* SRC is only read. */
+	ck_assert_str_eq(fetch(&src, pending).status, "pending");
+	ck_assert_int_eq(fetch(&src, retried).attempt_rows, 1);
+
+	/* A rerun finds everything there. */
+	ck_assert_int_eq(cmd(&out, NULL, "copy", src.db, env.db, NULL, NULL,
+			     NULL, NULL, NULL), 0);
+	ck_assert_str_eq(out, "copied 0 events, 3 already there, 0 conflicts\n");
+	free(out);
+
+	/* DST delivers them under their ids, the retried one to DST's URL. */
+	run_once(&env, "10");
+	ck_assert_str_eq(fetch(&env, pending).status, "delivered");
+	ck_assert_str_eq(fetch(&env, moved).status, "delivered");
+	/* DST logs the attempt it made, numbered after SRC's one. */
+	row = fetch_with(&env, retried, take_copied_attempt);
+	ck_assert_str_eq(row.status, "delivered");
+	ck_assert_int_eq(row.attempts, 2);
+	ck_assert_int_eq(row.attempt_rows, 1);
+	ck_assert_int_eq(received(&env, pending, 204), 1);
+	ck_assert_int_eq(received(&env, moved, 204), 1);
+	ck_assert_int_eq(received(&env, retried, 503), 1);
+	ck_assert_int_eq(received(&env, retried, 204), 1);
+
+	/* Delivered in DST, still pending in SRC: a rerun sends nothing. */
+	ck_assert_int_eq(cmd(&out, NULL, "copy", src.db, env.db, "--json",
+			     NULL, NULL, NULL, NULL), 0);
+	ck_assert_str_eq(out, "{\"copied\":0,\"already_there\":3,\"conflicts\":0}\n");
+	free(out);
+	run_once(&env, "10");
+	ck_assert_int_eq(received(&env, pending, 204), 1);
+	/* A producer's next event gets an id past the copied ones. */
+	ck_assert_int_eq(enqueue(&env, "moved", "6"), moved + 1);
+	free(src.db);
+	tu_env_close(&env);
+}
+END_TEST
+
+START_TEST(copy_reports_a_conflict_and_copies_the_rest)
+{
+	struct tu_env env, src;
+	char *out = NULL, *err = NULL;
+	int64_t first, second, third;
+
+	tu_env_open(&env, "copyconflict");
+	src = copy_source(&env);
+	first = enqueue(&src, "default", "1");
+	second = enqueue(&src, "default", "2");
+	third = enqueue(&src, "default", "3");
+	/* DST's own first event takes the id of SRC's first. */
+	ck_assert_int_eq(enqueue(&env, "default", "9"), first);
+
+	ck_assert_int_eq(cmd(&out, &err, "copy", src.db, env.db, NULL, NULL,
+			     NULL, NULL, NULL), 1);
+	ck_assert_str_eq(out, "copied 2 events, 0 already there, 1 conflict\n");
+	ck_assert_int_eq(tu_count(err, "\n"), 1);
+	ck_assert_msg(strstr(err, "smartrelay copy: event 1: ") != NULL &&
+		      strstr(err, "new_smart_number differs") != NULL, "%s", err);
+	free(out);
+	free(err);
+	ck_assert_str_eq(fetch(&env, first).number, "9");
+	ck_assert_str_eq(fetch(&env, second).number, "2");
+	ck_assert_str_eq(fetch(&env, third).number, "3");
+
+	ck_assert_int_eq(cmd(&out, &err, "copy", src.db, env.db, "--json", NULL,
+			     NULL, NULL, NULL), 1);
+	ck_assert_str_eq(out, "{\"copied\":0,\"already_there\":2,\"conflicts\":1}\n");
+	ck_assert_int_eq(tu_count(err, "event 1: "), 1);
+	free(out);
+	free(err);
+	ck_assert_str_eq(fetch(&env, first).number, "9");
+	free(src.db);
+	tu_env_close(&env);
+}
+END_TEST
+
+START_TEST(copy_dry_run_and_cloud_id)
+{
+	struct tu_env env, src;
+	struct config_row *rows = NULL;
+	struct store *store = NULL;
+	char *out = NULL, *err = NULL, *missing;
+	char errbuf[256];
+	int64_t a, b;
+	size_t count = 1;
+
+	tu_env_open(&env, "copydry");
+	src = copy_source(&env);
+	tu_provision(&src, "a", "/", "application/json");
+	a = enqueue(&src, "a", "1");
+	enqueue(&src, "a", "2");
+	b = enqueue(&src, "b", "3");
+
+	ck_assert_int_eq(cmd(&out, NULL, "copy", src.db, env.db, "--dry-run",
+			     "--config", NULL, NULL, NULL), 0);
+	ck_assert_str_eq(out, "would copy 3 events, 0 already there, 0 conflicts\n"
+			 "would copy 2 config rows, kept 0 that DST has\n");
+	free(out);
+	ck_assert_int_eq(cmd(&out, NULL, "history", env.db, "--json", NULL, NULL,
+			     NULL, NULL, NULL), 0);
+	ck_assert_str_eq(out, "[]\n");
+	free(out);
+	ck_assert_int_eq(store_open(env.db, STORE_OPEN_EXISTING, &store, errbuf,
+				    sizeof(errbuf)), STORE_OK);
+	ck_assert_int_eq(store_config_list(store, NULL, &rows, &count), STORE_OK);
+	ck_assert_uint_eq(count, 0);
+	store_config_rows_free(rows, count);
+	store_close(store);
+
+	/* --cloud-id takes that app's events only. */
+	ck_assert_int_eq(cmd(&out, NULL, "copy", src.db, env.db, "--cloud-id",
+			     "b", "--json", NULL, NULL), 0);
+	ck_assert_str_eq(out, "{\"copied\":1,\"already_there\":0,\"conflicts\":0}\n");
+	free(out);
+	ck_assert_int_eq(fetch(&env, b).found, 1);
+	ck_assert_int_eq(fetch(&env, a).found, 0);
+
+	/* Bad usage is 2; a DST that init did not make is 1, one line. */
+	ck_assert_int_eq(cmd(NULL, NULL, "copy", src.db, NULL, NULL, NULL, NULL,
+			     NULL, NULL), 2);
+	ck_assert_int_eq(cmd(NULL, NULL, "copy", src.db, src.db, NULL, NULL,
+			     NULL, NULL, NULL), 2);
+	ck_assert_int_eq(cmd(NULL, NULL, "copy", src.db, env.db, "--batch", "0",
+			     NULL, NULL, NULL), 2);
+	missing = tu_path(env.dir, "missing.db");
+	ck_assert_int_eq(cmd(NULL, &err, "copy", src.db, missing, NULL, NULL,
+			     NULL, NULL, NULL), 1);
+	ck_assert_int_eq(tu_count(err, "\n"), 1);
+	ck_assert_ptr_nonnull(strstr(err, "smartrelay copy: DST: "));
+	free(err);
+	free(missing);
+	free(src.db);
+	tu_env_close(&env);
+}
+END_TEST
+
 /* ---- config check ------------------------------------------------------- */
 
 /* The head of the first recorded request, CRLF made LF, without the body. */
@@ -518,7 +748,8 @@ END_TEST
 
 START_TEST(new_commands_have_help)
 {
-	static const char *const commands[] = { "enqueue", "requeue", "stats", "purge" };
+	static const char *const commands[] = { "enqueue", "requeue", "stats", "purge",
+						"copy" };
 	char *out = NULL;
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
@@ -549,6 +780,9 @@ static Suite *commands_suite(void)
 	tcase_add_test(tc, purge_takes_old_finished_events_only);
 	tcase_add_test(tc, stats_counts_and_shouts_disabled);
 	tcase_add_test(tc, daemon_retention_purges_old_events);
+	tcase_add_test(tc, copy_moves_pending_events_and_reruns_safely);
+	tcase_add_test(tc, copy_reports_a_conflict_and_copies_the_rest);
+	tcase_add_test(tc, copy_dry_run_and_cloud_id);
 	tcase_add_test(tc, config_check_prints_the_request_sent);
 	tcase_add_test(tc, new_commands_have_help);
 	suite_add_tcase(s, tc);

@@ -5,7 +5,8 @@
  *
  * Only the store API: several connections, and several processes claiming
  * at once, must never hold one event twice, and an outcome written under a
- * claim that was taken over is refused.
+ * claim that was taken over is refused. An SQLite outbox copied into the
+ * engine keeps its ids and retry state.
  */
 #include <check.h>
 #include <dirent.h>
@@ -292,6 +293,117 @@ START_TEST(another_connections_insert_is_a_change)
 }
 END_TEST
 
+/* Both NULL, or the same text. */
+static void same_text(const char *a, const char *b)
+{
+	if (a == NULL)
+		ck_assert_ptr_null(b);
+	else
+		ck_assert_str_eq(a, b);
+}
+
+START_TEST(copy_keeps_ids_and_retry_state)
+{
+	int64_t now = time_now_ms();
+	struct claim_request first = request_at(now, 5, 2);
+	struct outcome retry = {
+		.id = 1, .status = EVENT_PENDING, .attempted = 1, .attempt = 1,
+		.claim_token = 5, .started_ms = now, .finished_ms = now + 5,
+		.duration_ms = 5, .http_status = 503, .error = "HTTP 503",
+		.next_attempt_ms = now + 3600000,
+	};
+	struct copy_event *ev = NULL, *back = NULL;
+	struct copy_result results[3];
+	struct event *events = NULL;
+	struct store *src = NULL;
+	size_t count = 0, nback = 0, refused = 0;
+	char *src_path, err[512];
+	struct db db;
+
+	/* The engine's database is the destination; the source a file. */
+	db_open(&db, "copy");
+	src_path = tu_path(db.dir, "src.db");
+	ck_assert_msg(store_open(src_path, STORE_OPEN_CREATE, &src, err,
+				 sizeof(err)) == STORE_OK, "src: %s", err);
+	produce(src, "n1", parties);
+	produce(src, "n2", parties);
+	produce(src, "n3", parties);
+	/* 1 waits for its retry, 2 is being sent, 3 was never tried. */
+	ck_assert_int_eq(store_claim(src, &first, &events, &count), STORE_OK);
+	ck_assert_uint_eq(count, 2);
+	store_events_free(events, count);
+	ck_assert_int_eq(store_record(src, &retry, 1, &refused), STORE_OK);
+	ck_assert_uint_eq(refused, 0);
+
+	ck_assert_int_eq(store_copy_read(src, NULL, 0, 10, &ev, &count),
+			 STORE_OK);
+	ck_assert_uint_eq(count, 3);
+	ck_assert_int_eq(ev[0].id, 1);
+	ck_assert_int_eq(ev[0].attempts, 1);
+	ck_assert_int_eq(ev[0].http_status, 503);
+	ck_assert_str_eq(ev[0].error, "HTTP 503");
+	ck_assert_ptr_nonnull(ev[0].next_attempt_at);
+	ck_assert_ptr_nonnull(ev[0].last_attempt_at);
+	/* The claim of the sending one means nothing elsewhere: due now. */
+	ck_assert_int_eq(ev[1].id, 2);
+	ck_assert_ptr_null(ev[1].next_attempt_at);
+	ck_assert_int_eq(ev[2].attempts, 0);
+
+	ck_assert_int_eq(store_copy_write(db.store, ev, count, 0, results),
+			 STORE_OK);
+	for (size_t i = 0; i < count; i++)
+		ck_assert_int_eq(results[i].outcome, COPY_ADDED);
+	/* The engine gives back what it was given. */
+	ck_assert_int_eq(store_copy_read(db.store, NULL, 0, 10, &back, &nback),
+			 STORE_OK);
+	ck_assert_uint_eq(nback, count);
+	for (size_t i = 0; i < count; i++) {
+		ck_assert_int_eq(back[i].id, ev[i].id);
+		ck_assert_str_eq(back[i].cloud_id, ev[i].cloud_id);
+		ck_assert_str_eq(back[i].new_smart_number, ev[i].new_smart_number);
+		ck_assert_str_eq(back[i].interested_parties,
+				 ev[i].interested_parties);
+		ck_assert_str_eq(back[i].created_at, ev[i].created_at);
+		ck_assert_int_eq(back[i].attempts, ev[i].attempts);
+		ck_assert_int_eq(back[i].budget_start, ev[i].budget_start);
+		ck_assert_int_eq(back[i].http_status, ev[i].http_status);
+		same_text(back[i].next_attempt_at, ev[i].next_attempt_at);
+		same_text(back[i].last_attempt_at, ev[i].last_attempt_at);
+		same_text(back[i].error, ev[i].error);
+	}
+	store_copy_events_free(back, nback);
+
+	/* Again: all there; an id holding another event is a conflict. */
+	ck_assert_int_eq(store_copy_write(db.store, ev, count, 1, results),
+			 STORE_OK);
+	for (size_t i = 0; i < count; i++)
+		ck_assert_int_eq(results[i].outcome, COPY_PRESENT);
+	free(ev[2].network_id);
+	ev[2].network_id = strdup("another");
+	ck_assert_ptr_nonnull(ev[2].network_id);
+	ck_assert_int_eq(store_copy_write(db.store, ev, count, 0, results),
+			 STORE_OK);
+	ck_assert_int_eq(results[1].outcome, COPY_PRESENT);
+	ck_assert_int_eq(results[2].outcome, COPY_CONFLICT);
+	ck_assert_str_eq(results[2].differs, "network_id");
+
+	/* Due as in the source: 2 and 3 now, 1 in an hour. */
+	first = request_at(now + 1, 6, 10);
+	ck_assert_int_eq(store_claim(db.store, &first, &events, &count),
+			 STORE_OK);
+	ck_assert_uint_eq(count, 2);
+	ck_assert_int_eq(events[0].id, 2);
+	ck_assert_int_eq(events[1].id, 3);
+	store_events_free(events, count);
+	/* A producer's next event gets an id past the copied ones. */
+	ck_assert_int_eq(produce(db.store, "n4", parties), 4);
+	store_copy_events_free(ev, 3);
+	store_close(src);
+	free(src_path);
+	db_close(&db);
+}
+END_TEST
+
 START_TEST(display_name_hides_passwords)
 {
 	char shown[128];
@@ -436,6 +548,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, late_outcome_of_a_taken_over_claim_is_refused);
 	tcase_add_test(tc, parties_must_be_a_json_array);
 	tcase_add_test(tc, another_connections_insert_is_a_change);
+	tcase_add_test(tc, copy_keeps_ids_and_retry_state);
 	tcase_add_test(tc, display_name_hides_passwords);
 	tcase_add_test(tc, history_walks_every_row_and_stops_when_asked);
 	tcase_add_test(tc, schema_version_is_the_engines_own);
