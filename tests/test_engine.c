@@ -316,7 +316,8 @@ START_TEST(copy_keeps_ids_and_retry_state)
 	struct copy_result results[3];
 	struct event *events = NULL;
 	struct store *src = NULL;
-	size_t count = 0, nback = 0, refused = 0;
+	size_t count = 0, nback = 0;
+	unsigned char refused = 2;
 	char *src_path, err[512];
 	struct db db;
 
@@ -333,7 +334,7 @@ START_TEST(copy_keeps_ids_and_retry_state)
 	ck_assert_uint_eq(count, 2);
 	store_events_free(events, count);
 	ck_assert_int_eq(store_record(src, &retry, 1, &refused), STORE_OK);
-	ck_assert_uint_eq(refused, 0);
+	ck_assert_int_eq(refused, 0);
 
 	ck_assert_int_eq(store_copy_read(src, NULL, 0, 10, &ev, &count),
 			 STORE_OK);
