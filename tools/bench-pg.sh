@@ -192,9 +192,10 @@ run() {
 		-v t="$ticks" -v m="$(field "$dir/$name.ru" maxrss_kb)" \
 		-v label="$4" -v k="$k" -v once="$once" -v load="$load" 'BEGIN {
 		server = pg ? sprintf("%.3f", sv / t / n * 1000) : "-"
-		printf "%-20s %6d %8d %9.0f %7.2f %10.3f %9s %9.3f %8.1f %5.2f %4s\n",
+		printf "%-11s %6d %8d %9.0f %7.2f %10.3f %7s %8.3f %6.2f %8.1f %5.2f %4s\n",
 		       label, k, n, n / w, w, (u + s) / n * 1000, server,
-		       rv / t / n * 1000, m / 1024, load, once }' >"$dir/$name.row"
+		       rv / t / n * 1000, (u + s + (sv + rv) / t) / w, m / 1024,
+		       load, once }' >"$dir/$name.row"
 }
 
 ticks=$(getconf CLK_TCK)
@@ -217,10 +218,11 @@ echo
 echo "smartrelay PostgreSQL benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  nproc=$(nproc)  $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "$("$PG_BIN/postgres" --version) (tools/pg-server.sh: fsync=off, synchronous_commit=off);"
 echo "receiver: tools/receiver --quiet --ids; relays: run --once, default options, stderr to a file;"
-echo "one run per row, each on a freshly filled outbox; CPU s/1k: CPU seconds per 1000 deliveries"
+echo "one run per row, each on a freshly filled outbox; CPU: seconds per 1000 deliveries;"
+echo "cores: CPU of the three over wall; load: 1-minute load average before the run"
 echo
-printf "%-20s %6s %8s %9s %7s %10s %9s %9s %8s %5s %4s\n" "engine" "relays" "events" \
-	"deliv/s" "wall s" "relays CPU" "pg CPU" "recv CPU" "peak MB" "load" "once"
+printf "%-11s %6s %8s %9s %7s %10s %7s %8s %6s %8s %5s %4s\n" "engine" "relays" "events" \
+	"deliv/s" "wall s" "relays CPU" "pg CPU" "recv CPU" "cores" "peak MB" "load" "once"
 cat $rows
 echo
 failed=0
