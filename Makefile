@@ -253,7 +253,8 @@ demo: $(PROGRAM) $(TOOL_BINS)
 bench: $(PROGRAM) $(TOOL_BINS)
 	$(Q)sh tools/bench.sh $(PROGRAM) $(BUILD)/tools
 
-# BENCH_EVENTS=100000 BENCH_RELAYS="1 2 4": see tools/bench-pg.sh.
+# BENCH_EVENTS=100000 BENCH_RELAYS="1 2 4" BENCH_RECEIVER_MS=0: see
+# tools/bench-pg.sh.
 bench-pg: $(PROGRAM) $(TOOL_BINS)
 	$(Q)PG_BIN=$(PG_BIN) sh tools/bench-pg.sh $(PROGRAM) $(BUILD)/tools
 

@@ -6,6 +6,8 @@
 # Settings, from the environment:
 #   BENCH_EVENTS=100000  events of each run, each on a freshly filled outbox
 #   BENCH_RELAYS="1 2 4" the relay counts run on PostgreSQL
+#   BENCH_RECEIVER_MS=0  the receiver answers after this long (its /slow/MS
+#                        path): a remote endpoint's latency
 #   BENCH_DIR=DIR        keep the outboxes, logs and receiver ids there
 #   PG_BIN=/usr/lib/postgresql/15/bin  Debian's server and client programs
 # Relay CPU is wait4(2)'s, of all the relays of a run; the server's is the
@@ -19,6 +21,9 @@ tools=$2
 here=$(cd "$(dirname "$0")" && pwd)
 N=${BENCH_EVENTS:-100000}
 RELAYS=${BENCH_RELAYS:-1 2 4}
+RECEIVER_MS=${BENCH_RECEIVER_MS:-0}
+path=/smartcontactnotification
+[ "$RECEIVER_MS" = 0 ] || path=/slow/$RECEIVER_MS
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 export PG_BIN
 
@@ -58,7 +63,7 @@ receiver_start() {
 		[ $i -lt 500 ] || { echo "bench-pg: receiver did not start" >&2; exit 1; }
 		sleep 0.01
 	done
-	url="http://127.0.0.1:$(cat "$dir/$1.port")/smartcontactnotification"
+	url="http://127.0.0.1:$(cat "$dir/$1.port")$path"
 }
 
 # stat_fields PID: the fields of /proc/PID/stat after the command's name
@@ -217,7 +222,7 @@ done
 echo
 echo "smartrelay PostgreSQL benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  nproc=$(nproc)  $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "$("$PG_BIN/postgres" --version) (tools/pg-server.sh: fsync=off, synchronous_commit=off);"
-echo "receiver: tools/receiver --quiet --ids; relays: run --once, default options, stderr to a file;"
+echo "receiver: tools/receiver --quiet --ids, answering $path; relays: run --once, default options, stderr to a file;"
 echo "one run per row, each on a freshly filled outbox; CPU: seconds per 1000 deliveries;"
 echo "cores: CPU of the three over wall; load: 1-minute load average before the run"
 echo
