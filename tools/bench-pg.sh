@@ -31,15 +31,8 @@ if [ ! -x "$PG_BIN/postgres" ]; then
 	echo "bench-pg: no PostgreSQL under $PG_BIN (sh tools/bootstrap.sh bench-pg installs it)" >&2
 	exit 1
 fi
-if [ -n "${BENCH_DIR:-}" ]; then
-	dir=$BENCH_DIR
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	keep=1
-else
-	dir=$(mktemp -d "${TMPDIR:-/tmp}/smartrelay-bench-pg.XXXXXX")
-	keep=0
-fi
+. "$here/sh-lib.sh"
+bench_dir smartrelay-bench-pg
 # The server runs as nobody when we are root: it must reach nothing here.
 state="$dir/pg-server"
 receiver_pid=""
@@ -57,12 +50,7 @@ receiver_start() {
 	"$tools/receiver" --port-file "$dir/$1.port" --ids "$dir/$1.ids" \
 		--quiet --max-seconds 7200 2>"$dir/$1.receiver.log" &
 	receiver_pid=$!
-	i=0
-	while [ ! -s "$dir/$1.port" ]; do
-		i=$((i + 1))
-		[ $i -lt 500 ] || { echo "bench-pg: receiver did not start" >&2; exit 1; }
-		sleep 0.01
-	done
+	wait_port "$dir/$1.port" "bench-pg: the receiver"
 	url="http://127.0.0.1:$(cat "$dir/$1.port")$path"
 }
 
@@ -117,11 +105,6 @@ server_settle() {
 		[ $i -lt 1000 ] || { echo "bench-pg: backends did not exit" >&2; return 0; }
 		sleep 0.01
 	done
-}
-
-# field FILE KEY: the value after KEY in a "key value key value" line.
-field() {
-	awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' "$1"
 }
 
 # verify NAME DB COUNT: did every event reach the receiver exactly once, and
