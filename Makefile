@@ -5,6 +5,7 @@
 #                   a throwaway PostgreSQL), then again under ASan+UBSan
 #   make demo       deliver the document's two examples to a local receiver
 #   make bench      throughput and latency against a local receiver
+#   make bench-pg   1, 2 and 4 relays on a throwaway PostgreSQL, and SQLite
 #   make chaos      5000 events while relays are killed at random
 #   make valgrind   the daemon under valgrind through failures and retries
 #   make fuzz       libFuzzer targets with clang, FUZZ_SECONDS each (60)
@@ -117,7 +118,7 @@ TOOL_BINS = $(addprefix $(BUILD)/tools/,$(TOOLS))
 REPLAY_BINS = $(addprefix $(BUILD)/tests/fuzz/,$(FUZZ_TARGETS:=-replay))
 
 .PHONY: all check check-unit check-integration check-integration-pg \
-	check-asan demo bench chaos valgrind install uninstall clean tools \
+	check-asan demo bench bench-pg chaos valgrind install uninstall clean tools \
 	fuzz fuzz-build fuzz-run
 
 all: $(PROGRAM) $(TOOL_BINS)
@@ -263,6 +264,11 @@ demo: $(PROGRAM) $(TOOL_BINS)
 # BENCH_N=100000 BENCH_LARGE=1 BENCH_HISTORY=1: see tools/bench.sh.
 bench: $(PROGRAM) $(TOOL_BINS)
 	$(Q)sh tools/bench.sh $(PROGRAM) $(BUILD)/tools
+
+# BENCH_EVENTS=100000 BENCH_RELAYS="1 2 4" BENCH_RECEIVER_MS=0: see
+# tools/bench-pg.sh.
+bench-pg: $(PROGRAM) $(TOOL_BINS)
+	$(Q)PG_BIN=$(PG_BIN) sh tools/bench-pg.sh $(PROGRAM) $(BUILD)/tools
 
 # Events produced with sqlite3 while relays die by SIGKILL (tools/chaos.sh);
 # make check runs a short form.

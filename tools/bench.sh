@@ -30,15 +30,8 @@ if ! command -v python3 >/dev/null 2>&1; then
 	echo "bench: python3 is missing (sh tools/bootstrap.sh bench installs it)" >&2
 	exit 1
 fi
-if [ -n "${BENCH_DIR:-}" ]; then
-	dir=$BENCH_DIR
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	keep=1
-else
-	dir=$(mktemp -d "${TMPDIR:-/tmp}/smartrelay-bench.XXXXXX")
-	keep=0
-fi
+. "$here/sh-lib.sh"
+bench_dir smartrelay-bench
 
 pids=""
 cleanup() {
@@ -57,18 +50,8 @@ receiver() {
 	"$tools/receiver" --port-file "$dir/$name.port" --quiet \
 		--max-seconds 7200 "$@" 2>"$dir/$name.log" &
 	pids="$pids $!"
-	i=0
-	while [ ! -s "$dir/$name.port" ]; do
-		i=$((i + 1))
-		[ $i -lt 500 ] || { echo "bench: receiver did not start" >&2; exit 1; }
-		sleep 0.01
-	done
+	wait_port "$dir/$name.port" "bench: the receiver"
 	url="http://127.0.0.1:$(cat "$dir/$name.port")/smartcontactnotification"
-}
-
-# field FILE KEY: the value after KEY in a "key value key value" line.
-field() {
-	awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' "$1"
 }
 
 # relay_once NAME COUNT [REPEAT]: fills NAME.db with COUNT events (unless

@@ -4,6 +4,7 @@
 #   sh tools/bootstrap.sh demo     build and run the demo
 #   sh tools/bootstrap.sh check    build and run the tests
 #   sh tools/bootstrap.sh bench    build and run the benchmark
+#   sh tools/bootstrap.sh bench-pg the PostgreSQL benchmark (make bench-pg)
 #   sh tools/bootstrap.sh fuzz     also install clang, then fuzz
 # Missing Debian packages are installed with apt-get (as root, or via sudo).
 set -eu

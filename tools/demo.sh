@@ -5,6 +5,7 @@
 # delivery history.
 #   usage: tools/demo.sh BIN/smartrelay BUILD/tools/receiver
 set -eu
+. "$(dirname "$0")/sh-lib.sh"
 relay=$1
 receiver=$2
 dir=demo
@@ -16,12 +17,7 @@ mkdir -p "$dir"
 	--max-seconds 120 --quiet 2>"$dir/receiver.log" &
 receiver_pid=$!
 trap 'kill $receiver_pid 2>/dev/null || true' EXIT
-i=0
-while [ ! -s "$dir/port" ]; do
-	i=$((i + 1))
-	[ $i -lt 500 ] || { echo "demo: the receiver did not start" >&2; exit 1; }
-	sleep 0.01
-done
+wait_port "$dir/port" "demo: the receiver"
 url="http://127.0.0.1:$(cat "$dir/port")/smartcontactnotification"
 
 echo "== smartrelay init $db"
