@@ -7,6 +7,7 @@
 #   make bench      throughput and latency against a local receiver
 #   make bench-pg   1, 2 and 4 relays on a throwaway PostgreSQL, and SQLite
 #   make chaos      5000 events while relays are killed at random
+#   make chaos-pg   the same with four relays on a throwaway PostgreSQL
 #   make valgrind   the daemon under valgrind through failures and retries
 #   make fuzz       libFuzzer targets with clang, FUZZ_SECONDS each (60)
 #   make install    PREFIX=/usr/local DESTDIR= (binary, man page, systemd unit)
@@ -118,7 +119,7 @@ TOOL_BINS = $(addprefix $(BUILD)/tools/,$(TOOLS))
 REPLAY_BINS = $(addprefix $(BUILD)/tests/fuzz/,$(FUZZ_TARGETS:=-replay))
 
 .PHONY: all check check-unit check-integration check-integration-pg \
-	check-asan demo bench bench-pg chaos valgrind install uninstall clean tools \
+	check-asan demo bench bench-pg chaos chaos-pg valgrind install uninstall clean tools \
 	fuzz fuzz-build fuzz-run
 
 all: $(PROGRAM) $(TOOL_BINS)
@@ -209,7 +210,8 @@ check-integration-pg: $(PROGRAM) $(TOOL_BINS) $(BUILD)/tests/test_faults \
 			SMARTRELAY_PG_STATE=$$state $$t || { rc=1; break; }; done; \
 	[ $$rc -ne 0 ] || { $(PG_BIN)/createdb --maintenance-db=$$uri/postgres chaos && \
 		bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver \
-		$(BUILD)/tmp/chaos-pg --events 500 --kills 5 --db $$uri/chaos; } || rc=1; \
+		$(BUILD)/tmp/chaos-pg --events 500 --kills 5 --relays 4 \
+		--db $$uri/chaos; } || rc=1; \
 	PG_BIN=$(PG_BIN) sh tools/pg-server.sh stop $$state; \
 	[ $$rc -ne 0 ] || if [ "$$(id -u)" != 0 ]; then \
 		echo "  the network-partition test needs root (ip netns): not run"; \
@@ -274,9 +276,22 @@ bench-pg: $(PROGRAM) $(TOOL_BINS)
 # make check runs a short form.
 CHAOS_EVENTS ?= 5000
 CHAOS_KILLS ?= 20
+CHAOS_RELAYS ?= 2
 chaos: $(PROGRAM) $(TOOL_BINS)
 	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/chaos \
-		--events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS)
+		--events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS) \
+		--relays $(CHAOS_RELAYS)
+
+# The same on a throwaway PostgreSQL server, four relays by default.
+chaos-pg: CHAOS_RELAYS = 4
+chaos-pg: $(PROGRAM) $(TOOL_BINS)
+	$(Q)state=$(abspath $(BUILD)/chaos-pg-server); \
+	uri=$$(PG_BIN=$(PG_BIN) sh tools/pg-server.sh start $$state) || exit 1; \
+	rc=0; $(PG_BIN)/createdb --maintenance-db=$$uri/postgres chaos && \
+	bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/chaos-pg \
+		--events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS) \
+		--relays $(CHAOS_RELAYS) --db $$uri/chaos || rc=1; \
+	PG_BIN=$(PG_BIN) sh tools/pg-server.sh stop $$state; exit $$rc
 
 # The daemon under valgrind through retries, a reload and SIGTERM.
 valgrind: $(PROGRAM) $(TOOL_BINS)

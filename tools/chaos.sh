@@ -1,11 +1,14 @@
 #!/bin/bash
 # The chaos test: producers insert events with plain sqlite3 while relays on
 # the same database are killed with SIGKILL at random and restarted (or now
-# and then frozen past their lease), one or two at a time, against a
-# receiver that fails a share of requests at random. At the end every event must be 'delivered' and the receiver must
-# have answered 204 to each webhook-id at least once.
+# and then frozen past their lease), against a receiver that fails a share
+# of requests at random. Relay 0 always runs; each other relay (--relays,
+# 2 by default) comes and goes at random. At the end every event must be
+# 'delivered' and the receiver must have answered 204 to each webhook-id at
+# least once.
 #   usage: tools/chaos.sh BIN/smartrelay BUILD/tools/receiver DIR
-#          [--events N] [--kills K] [--fail P] [--seed S] [--db URI]
+#          [--events N] [--kills K] [--fail P] [--seed S] [--relays R]
+#          [--db URI]
 # --db runs it on an empty PostgreSQL database instead of DIR/relay.db, the
 # producers inserting with psql.
 # Prints "lost=N duplicates=M events=E kills=K" and exits 1 when lost > 0
@@ -19,6 +22,7 @@ shift 3
 events=5000
 kills=20
 fail=30
+relays=2
 seed=$$
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -26,12 +30,14 @@ while [ $# -gt 0 ]; do
 	--kills) kills=$2 ;;
 	--fail) fail=$2 ;;
 	--seed) seed=$2 ;;
+	--relays) relays=$2 ;;
 	--db) db=$2 ;;
 	*) echo "chaos: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift 2
 done
 RANDOM=$seed
+[ "$relays" -ge 1 ] 2>/dev/null || { echo "chaos: --relays must be 1 or more" >&2; exit 2; }
 
 # Short enough that a killed relay's claims come back within seconds, and
 # that retries of the receiver's random failures do not wait long.
@@ -47,7 +53,10 @@ case $db in
 postgres://* | postgresql://*) engine=pg ;;
 *) engine=sqlite ;;
 esac
-pids=(0 0)
+pids=()
+for ((r = 0; r < relays; r++)); do
+	pids[r]=0
+done
 receiver_pid=0
 producer_pid=0
 
@@ -129,14 +138,16 @@ paused=0
 start_relay 0
 while [ $killed -lt "$kills" ]; do
 	running 0 || start_relay 0
-	# Half the time a second relay shares the database.
-	if [ $((RANDOM % 2)) -eq 0 ]; then
-		running 1 || start_relay 1
-	elif running 1; then
-		stop_relay 1
-	fi
+	# Each other relay shares the database half the time.
+	for ((r = 1; r < relays; r++)); do
+		if [ $((RANDOM % 2)) -eq 0 ]; then
+			running $r || start_relay $r
+		elif running $r; then
+			stop_relay $r
+		fi
+	done
 	sleep "$((RANDOM % 2)).$((RANDOM % 10))"
-	victim=$((RANDOM % 2))
+	victim=$((RANDOM % relays))
 	running $victim || victim=0
 	if running $victim && [ $((RANDOM % 5)) -eq 0 ]; then
 		# Frozen past its lease, as a stalled host would be: its claims
@@ -157,7 +168,9 @@ wait $producer_pid || echo "chaos: the producer failed" >&2
 producer_pid=0
 
 # Calm: one relay delivers what is left.
-if running 1; then stop_relay 1; fi
+for ((r = 1; r < relays; r++)); do
+	if running $r; then stop_relay $r; fi
+done
 for ((waited = 0; waited < settle_seconds * 10; waited++)); do
 	left=$(echo "SELECT count(*) FROM outbox WHERE status <> 'delivered'" | sql)
 	[ "$left" -eq 0 ] && break
@@ -185,6 +198,6 @@ echo "SELECT id, status FROM outbox WHERE status <> 'delivered'" | sql \
 	>"$dir/undelivered"
 comm -23 "$dir/delivered" "$dir/answered.unique" >"$dir/unanswered"
 
-echo "chaos: rows=$total requests=$requests pauses=$paused locked_errors=$locked seed=$seed"
+echo "chaos: rows=$total requests=$requests pauses=$paused locked_errors=$locked relays=$relays seed=$seed"
 echo "lost=$lost duplicates=$duplicates events=$events kills=$killed"
 [ "$lost" -eq 0 ] && [ "$total" -eq "$events" ]
