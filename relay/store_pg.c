@@ -1527,7 +1527,9 @@ static int record_pipeline(struct store *store, const struct outcome *outcomes,
 	for (size_t s = 0; s < sent; s++) {
 		res = PQgetResult(store->conn);
 		if (rc == STORE_OK) {
-			rc = pg_check(store, s == 0 ? "record_plans" : name, res);
+			rc = pg_check(store, s == 0
+				      ? stmt_specs[STMT_RECORD_PLANS].name
+				      : name, res);
 			if (rc == STORE_OK && s > 0) {
 				size_t i = (s - 1) * PG_RECORD_ROWS;
 
