@@ -29,9 +29,9 @@
  * poll for anything that changed without one. */
 #define PG_FALLBACK_POLL_MS 5000
 #define PG_MAX_PARAMS 13
-/* Outcomes sent in one pipeline before their results are read: bounded,
- * so that neither side's socket buffer fills while it waits on the other. */
-#define PG_PIPELINE_MAX 64
+/* Outcomes written by one statement (its arrays are bounded so); a larger
+ * batch sends several in one pipeline. */
+#define PG_RECORD_ROWS 64
 #define PG_INT_TEXT 24
 /* The rows of one FETCH of the history cursor (its statement's number). */
 #define PG_HISTORY_CHUNK 1000
@@ -66,6 +66,7 @@ enum stmt {
 	STMT_MAX_EVENT_ID,
 	STMT_RECOVER_LEASES,
 	STMT_NEXT_DUE,
+	STMT_RECORD_PLANS,
 	STMT_RECORD,
 	STMT_RECORD_UNWRITABLE,
 	STMT_RELEASE,
@@ -172,36 +173,55 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		" WHERE status = 'pending'"
 		"   AND cloud_id = coalesce($1::text, 'default')"
 		" ORDER BY coalesce(next_attempt_at, ''), id LIMIT 1" },
-	[STMT_RECORD] = { "record", 12,
-		/* The row, fenced by the claim token, and for an attempted
-		 * outcome ($2 = 1) its attempt, numbered after the row's own
-		 * count and never below one already logged for the event.
-		 * The result is the number of rows written: 0 is fenced out. */
-		"WITH r AS ("
-		"  UPDATE outbox"
-		"     SET status = $1::text,"
-		"         attempts = attempts + $2::int,"
-		"         last_attempt_at = CASE WHEN $2::int = 1 THEN $3::text"
-		"                                ELSE last_attempt_at END,"
-		"         http_status = CASE WHEN $2::int = 1 THEN $4::int"
-		"                            ELSE http_status END,"
-		"         error = $5::text,"
-		"         delivered_at = $6::text,"
-		"         next_attempt_at = $7::text,"
+	/* For this transaction: plan the outcome statement at every execution.
+	 * A plan cached while delivery_attempts (or outbox) was empty, or
+	 * ANALYZEd empty, scans the whole table for each outcome until the
+	 * next ANALYZE; a batch's plan costs little beside its rows. */
+	[STMT_RECORD_PLANS] = { "record_plans", 0,
+		"SELECT set_config('plan_cache_mode', 'force_custom_plan', true)" },
+	[STMT_RECORD] = { "record", 10,
+		/* A batch of outcomes, one array per column (record_arrays), the
+		 * rows fenced by their claim tokens; for each attempted outcome
+		 * its attempt, numbered after the row's own count and never
+		 * below 1 + the last one logged for the event (read backwards
+		 * along the unique index). Returns the ordinal (from 1) of each
+		 * outcome written: the others were fenced out. */
+		"WITH v AS ("
+		"  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],"
+		"                       $4::int[], $5::text[], $6::int[], $7::text[],"
+		"                       $8::text[], $9::text[], $10::bigint[])"
+		"    WITH ORDINALITY AS v (id, token, status, attempted, finished,"
+		"                         http_status, error, next_at, started,"
+		"                         duration_ms, n)),"
+		" r AS ("
+		"  UPDATE outbox AS o"
+		"     SET status = v.status,"
+		"         attempts = o.attempts + v.attempted,"
+		"         last_attempt_at = CASE WHEN v.attempted = 1 THEN v.finished"
+		"                                ELSE o.last_attempt_at END,"
+		"         http_status = CASE WHEN v.attempted = 1 THEN v.http_status"
+		"                            ELSE o.http_status END,"
+		"         error = v.error,"
+		"         delivered_at = CASE WHEN v.status = 'delivered'"
+		"                             THEN v.finished END,"
+		"         next_attempt_at = v.next_at,"
 		"         claim_token = NULL, lease_until = NULL"
-		"   WHERE id = $8::bigint AND claim_token = $9::bigint"
-		"     AND status = 'sending'"
-		"  RETURNING id, attempts),"
+		"    FROM v"
+		"   WHERE o.id = v.id AND o.claim_token = v.token"
+		"     AND o.status = 'sending'"
+		"  RETURNING o.id, o.attempts, v.n, v.attempted, v.started,"
+		"            v.duration_ms, v.http_status, v.error),"
 		" a AS ("
 		"  INSERT INTO delivery_attempts"
 		"   (outbox_id, attempt, started_at, duration_ms, http_status, error)"
-		"  SELECT r.id, greatest(r.attempts, 1 + coalesce((SELECT"
-		"           max(attempt) FROM delivery_attempts"
-		"          WHERE outbox_id = r.id), 0)),"
-		"         $10::text, $11::bigint, $4::int, $12::text"
-		"    FROM r WHERE $2::int = 1"
-		"  RETURNING 1)"
-		" SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM a)" },
+		"  SELECT r.id, greatest(r.attempts, 1 + coalesce(last.attempt, 0)),"
+		"         r.started, r.duration_ms, r.http_status, r.error"
+		"    FROM r LEFT JOIN LATERAL ("
+		"         SELECT d.attempt FROM delivery_attempts AS d"
+		"          WHERE d.outbox_id = r.id"
+		"          ORDER BY d.attempt DESC LIMIT 1) AS last ON true"
+		"   WHERE r.attempted = 1)"
+		" SELECT n FROM r" },
 	[STMT_RECORD_UNWRITABLE] = { "record_unwritable", 3,
 		"UPDATE outbox"
 		"   SET status = 'failed', error = $3::text,"
@@ -1265,54 +1285,163 @@ static int outcome_check(struct store *store, const struct outcome *o)
 	return STORE_OK;
 }
 
-/* The times of one outcome as text, for its parameters. */
-struct outcome_times {
-	char finished[TIME_TEXT_SIZE];
-	char started[TIME_TEXT_SIZE];
-	char next[TIME_TEXT_SIZE];
+/*
+ * The columns of STMT_RECORD, one parameter each: a PostgreSQL array
+ * literal of the batch's values. Built here, not as JSON (jansson is
+ * render.c's alone) nor with PQescapeLiteral (for SQL literals, not array
+ * elements): every element that is not NULL is double-quoted with '"' and
+ * '\' escaped by a backslash, so that commas, braces, spaces, newlines and
+ * non-ASCII bytes stand as they are; SQL NULL is the unquoted word NULL.
+ */
+enum record_column {
+	RECORD_ID,
+	RECORD_TOKEN,
+	RECORD_STATUS,
+	RECORD_ATTEMPTED,
+	RECORD_FINISHED,
+	RECORD_HTTP_STATUS,
+	RECORD_ERROR,
+	RECORD_NEXT,
+	RECORD_STARTED,
+	RECORD_DURATION,
+	RECORD_COLUMNS
 };
 
-/* The parameters of STMT_RECORD for o; they borrow from o and t. */
-static void outcome_params(const struct outcome *o, struct outcome_times *t,
-			   struct params *p)
-{
-	const int attempted = o->attempted != 0;
+/* One array literal being built; text is NULL while it is measured. */
+struct literal {
+	char *text;
+	size_t len;
+};
 
-	p->count = 0;
-	if (attempted) {
-		time_format(o->finished_ms, t->finished);
-		time_format(o->started_ms, t->started);
-	}
-	if (o->status == EVENT_PENDING)
-		time_format(o->next_attempt_ms, t->next);
-	param_text(p, store_status_name(o->status));
-	param_int64(p, attempted);
-	param_text(p, attempted ? t->finished : NULL);
-	param_int64_or_null(p, o->http_status != 0, o->http_status);
-	param_text(p, o->error);
-	param_text(p, o->status == EVENT_DELIVERED ? t->finished : NULL);
-	param_text(p, o->status == EVENT_PENDING ? t->next : NULL);
-	param_int64(p, o->id);
-	param_int64(p, o->claim_token);
-	param_text(p, attempted ? t->started : NULL);
-	param_int64(p, attempted ? o->duration_ms : 0);
-	param_text(p, attempted ? o->error : NULL);
+static void literal_put(struct literal *l, char c)
+{
+	if (l->text != NULL)
+		l->text[l->len] = c;
+	l->len++;
 }
 
-static int outcome_write(struct store *store, const struct outcome *o,
+/* Appends value (NULL: SQL NULL) as the next element of l. */
+static void literal_element(struct literal *l, int first, const char *value)
+{
+	if (!first)
+		literal_put(l, ',');
+	if (value == NULL) {
+		for (const char *s = "NULL"; *s != '\0'; s++)
+			literal_put(l, *s);
+		return;
+	}
+	literal_put(l, '"');
+	for (; *value != '\0'; value++) {
+		if (*value == '"' || *value == '\\')
+			literal_put(l, '\\');
+		literal_put(l, *value);
+	}
+	literal_put(l, '"');
+}
+
+/* Appends outcome o to each column's literal. */
+static void record_row(const struct outcome *o, int first,
+		       struct literal *cols)
+{
+	char ints[5][PG_INT_TEXT];
+	char finished[TIME_TEXT_SIZE], started[TIME_TEXT_SIZE];
+	char next[TIME_TEXT_SIZE];
+	const char *values[RECORD_COLUMNS];
+	const int attempted = o->attempted != 0;
+
+	snprintf(ints[0], sizeof ints[0], "%" PRId64, o->id);
+	snprintf(ints[1], sizeof ints[1], "%" PRId64, o->claim_token);
+	snprintf(ints[2], sizeof ints[2], "%d", attempted);
+	snprintf(ints[3], sizeof ints[3], "%ld", o->http_status);
+	snprintf(ints[4], sizeof ints[4], "%" PRId64,
+		 attempted ? o->duration_ms : 0);
+	if (attempted) {
+		time_format(o->finished_ms, finished);
+		time_format(o->started_ms, started);
+	}
+	if (o->status == EVENT_PENDING)
+		time_format(o->next_attempt_ms, next);
+	values[RECORD_ID] = ints[0];
+	values[RECORD_TOKEN] = ints[1];
+	values[RECORD_STATUS] = store_status_name(o->status);
+	values[RECORD_ATTEMPTED] = ints[2];
+	values[RECORD_FINISHED] = attempted ? finished : NULL;
+	values[RECORD_HTTP_STATUS] = o->http_status != 0 ? ints[3] : NULL;
+	values[RECORD_ERROR] = o->error;
+	values[RECORD_NEXT] = o->status == EVENT_PENDING ? next : NULL;
+	values[RECORD_STARTED] = attempted ? started : NULL;
+	values[RECORD_DURATION] = ints[4];
+	for (int c = 0; c < RECORD_COLUMNS; c++)
+		literal_element(&cols[c], first, values[c]);
+}
+
+static void record_arrays_free(struct literal *cols)
+{
+	for (int c = 0; c < RECORD_COLUMNS; c++) {
+		free(cols[c].text);
+		cols[c].text = NULL;
+	}
+}
+
+/*
+ * The parameters of STMT_RECORD for count outcomes into *p: measured,
+ * then written, into cols (new: record_arrays_free them, also after a
+ * failure, which is only running out of memory).
+ */
+static int record_arrays(struct store *store, const struct outcome *outcomes,
+			 size_t count, struct literal *cols, struct params *p)
+{
+	memset(cols, 0, RECORD_COLUMNS * sizeof *cols);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int c = 0; c < RECORD_COLUMNS; c++) {
+			if (pass == 1) {
+				cols[c].text = malloc(cols[c].len + 1);
+				if (cols[c].text == NULL) {
+					store_seterr(store, "record: out of"
+						     " memory");
+					return STORE_ERROR;
+				}
+			}
+			cols[c].len = 0;
+			literal_put(&cols[c], '{');
+		}
+		for (size_t i = 0; i < count; i++)
+			record_row(&outcomes[i], i == 0, cols);
+		for (int c = 0; c < RECORD_COLUMNS; c++)
+			literal_put(&cols[c], '}');
+	}
+	p->count = 0;
+	for (int c = 0; c < RECORD_COLUMNS; c++) {
+		cols[c].text[cols[c].len] = '\0';
+		param_text(p, cols[c].text);
+	}
+	return STORE_OK;
+}
+
+/* refused[i] for the count outcomes of res: 0 for those it returned. */
+static void record_result(const PGresult *res, size_t count,
+			  unsigned char *refused)
+{
+	memset(refused, 1, count);
+	for (int row = 0; row < PQntuples(res); row++) {
+		int64_t n = value_int64(res, row, 0);
+
+		if (n >= 1 && (uint64_t)n <= count)
+			refused[n - 1] = 0;
+	}
+}
+
+/* Writes one outcome, in the savepoint the caller holds. */
+static int outcome_write(struct store *store, const struct params *p,
 			 unsigned char *refused)
 {
-	struct outcome_times t;
-	struct params p;
 	PGresult *res;
-	int rc;
+	int rc = stmt_run(store, STMT_RECORD, p, &res);
 
-	outcome_params(o, &t, &p);
-	rc = stmt_run(store, STMT_RECORD, &p, &res);
 	if (rc != STORE_OK)
 		return rc;
 	/* Fenced out: the lease was taken over, the row is not ours. */
-	*refused = value_int64(res, 0, 0) == 0;
+	record_result(res, 1, refused);
 	PQclear(res);
 	return STORE_OK;
 }
@@ -1323,10 +1452,12 @@ static int outcome_write(struct store *store, const struct outcome *o,
  * sent again forever nor blocks the outcomes written with it. A lost
  * connection ended the whole transaction: passed on, retry later.
  */
-static int outcome_unwritable(struct store *store, const struct outcome *o)
+static int outcome_unwritable(struct store *store, const struct outcome *o,
+			      unsigned char *refused)
 {
 	char reason[STORE_ERRMSG_SIZE + 32];
 	struct params p = { .count = 0 };
+	int64_t changed = 0;
 	int rc;
 
 	if (PQstatus(store->conn) != CONNECTION_OK ||
@@ -1340,53 +1471,72 @@ static int outcome_unwritable(struct store *store, const struct outcome *o)
 	param_int64(&p, o->claim_token);
 	param_text(&p, reason);
 	if (rc == STORE_OK)
-		rc = stmt_exec(store, STMT_RECORD_UNWRITABLE, &p, NULL);
+		rc = stmt_exec(store, STMT_RECORD_UNWRITABLE, &p, &changed);
+	/* Fenced out as well: the failure is the new owner's to decide. */
+	*refused = rc == STORE_OK && changed == 0;
 	return rc;
 }
 
 /*
- * Sends the outcomes' statements in a pipeline and reads their results:
- * one round trip for all of them. Within the caller's transaction; any
- * failure leaves it aborted (roll it back).
+ * Sends STMT_RECORD_PLANS and one STMT_RECORD per PG_RECORD_ROWS outcomes
+ * in a pipeline, then reads their results: one round trip for all of them.
+ * Within the caller's transaction; any failure leaves it aborted (roll it
+ * back).
  */
 static int record_pipeline(struct store *store, const struct outcome *outcomes,
 			   size_t count, unsigned char *refused)
 {
 	const char *name = stmt_specs[STMT_RECORD].name;
 	int rc = STORE_OK;
-	size_t sent = 0;
+	size_t sent = 0;   /* statements, STMT_RECORD_PLANS the first */
 	PGresult *res;
-	int synced;
+	int synced, ok;
 
 	if (!PQenterPipelineMode(store->conn)) {
 		store_seterr(store, "record: %s", PQerrorMessage(store->conn));
 		chomp(store->errmsg);
 		return STORE_ERROR;
 	}
-	for (; sent < count; sent++) {
-		struct outcome_times t;
+	ok = PQsendQueryPrepared(store->conn, stmt_specs[STMT_RECORD_PLANS].name,
+				 0, NULL, NULL, NULL, 0);
+	sent = ok ? 1 : 0;
+	for (size_t i = 0; ok && rc == STORE_OK && i < count;
+	     i += PG_RECORD_ROWS) {
+		size_t n = count - i < PG_RECORD_ROWS ? count - i
+						      : PG_RECORD_ROWS;
+		struct literal cols[RECORD_COLUMNS];
 		struct params p;
 
-		outcome_params(&outcomes[sent], &t, &p);
-		if (!PQsendQueryPrepared(store->conn, name, p.count, p.values,
-					 NULL, NULL, 0))
-			break;
+		rc = record_arrays(store, outcomes + i, n, cols, &p);
+		if (rc == STORE_OK)
+			ok = PQsendQueryPrepared(store->conn, name, p.count,
+						 p.values, NULL, NULL, 0);
+		if (rc == STORE_OK && ok)
+			sent++;
+		record_arrays_free(cols);
 	}
 	/* Synced even after a failed send, so that the results of what was
 	 * sent come back rather than wait in the server's buffer. */
 	synced = PQpipelineSync(store->conn);
-	if (sent < count || !synced) {
+	if (rc == STORE_OK && (!ok || !synced)) {
 		store_seterr(store, "record: %s", PQerrorMessage(store->conn));
 		chomp(store->errmsg);
 		rc = STORE_ERROR;
 	}
 	/* Every query sent has a result and a NULL; then the sync. */
-	for (size_t i = 0; i < sent; i++) {
+	for (size_t s = 0; s < sent; s++) {
 		res = PQgetResult(store->conn);
 		if (rc == STORE_OK) {
-			rc = pg_check(store, name, res);
-			if (rc == STORE_OK)
-				refused[i] = value_int64(res, 0, 0) == 0;
+			rc = pg_check(store, s == 0
+				      ? stmt_specs[STMT_RECORD_PLANS].name
+				      : name, res);
+			if (rc == STORE_OK && s > 0) {
+				size_t i = (s - 1) * PG_RECORD_ROWS;
+
+				record_result(res, count - i < PG_RECORD_ROWS
+					      ? count - i : PG_RECORD_ROWS,
+					      refused + i);
+			}
 			if (rc == STORE_OK)
 				PQclear(res);
 		} else {
@@ -1415,7 +1565,8 @@ static int record_pipeline(struct store *store, const struct outcome *outcomes,
 /*
  * Writes the outcomes in one transaction. Without savepoints any failure
  * rolls the whole batch back (STORE_ERROR: try again with them); with
- * them an unwritable outcome fails its event alone.
+ * them each outcome is a statement of its own, and an unwritable one
+ * fails its event alone.
  */
 static int record_batch(struct store *store, const struct outcome *outcomes,
 			size_t count, int savepoints, unsigned char *refused)
@@ -1425,25 +1576,27 @@ static int record_batch(struct store *store, const struct outcome *outcomes,
 	memset(refused, 0, count);
 	if (rc != STORE_OK)
 		return rc;
-	if (!savepoints) {
-		for (size_t i = 0; i < count && rc == STORE_OK;
-		     i += PG_PIPELINE_MAX)
-			rc = record_pipeline(store, outcomes + i,
-					     count - i < PG_PIPELINE_MAX
-					     ? count - i : PG_PIPELINE_MAX,
-					     refused + i);
-		return tx_end(store, rc);
-	}
+	if (!savepoints)
+		return tx_end(store, record_pipeline(store, outcomes, count,
+						     refused));
+	rc = stmt_exec(store, STMT_RECORD_PLANS, NULL, NULL);
 	for (size_t i = 0; i < count && rc == STORE_OK; i++) {
-		if (savepoints)
-			rc = stmt_exec(store, STMT_SAVEPOINT, NULL, NULL);
+		struct literal cols[RECORD_COLUMNS];
+		struct params p;
+
+		rc = record_arrays(store, &outcomes[i], 1, cols, &p);
 		if (rc == STORE_OK)
-			rc = outcome_write(store, &outcomes[i], &refused[i]);
-		if (rc == STORE_ERROR && savepoints)
-			rc = outcome_unwritable(store, &outcomes[i]);
-		if (rc == STORE_OK && savepoints)
+			rc = stmt_exec(store, STMT_SAVEPOINT, NULL, NULL);
+		if (rc == STORE_OK) {
+			rc = outcome_write(store, &p, &refused[i]);
+			if (rc == STORE_ERROR)
+				rc = outcome_unwritable(store, &outcomes[i],
+							&refused[i]);
+		}
+		if (rc == STORE_OK)
 			rc = stmt_exec(store, STMT_SAVEPOINT_RELEASE, NULL,
 				       NULL);
+		record_arrays_free(cols);
 	}
 	return tx_end(store, rc);
 }

@@ -237,6 +237,286 @@ START_TEST(late_outcome_of_a_taken_over_claim_is_refused)
 }
 END_TEST
 
+/* ---- a batch of outcomes ------------------------------------------------ */
+
+#define BATCH 40
+
+/* Error texts that a careless encoding of a batch would break. */
+static const char *const batch_errors[] = {
+	"HTTP 503: say \"later\"",
+	"C:\\path\\with\\backslashes\\",
+	"a, b, c",
+	"{braces}, {\"and\": [1, 2]}",
+	"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\x9e",
+	"two\nlines\r\n\ttabbed",
+	"NULL",
+	"",
+	"  spaced  ",
+	"\\\"",
+};
+
+/* What one event's row says, copied out of the history walk. */
+struct row_copy {
+	char status[16];
+	int64_t attempts;
+	long http_status;
+	char *error;
+	char *next_attempt_at;
+	char *last_attempt_at;
+	char *delivered_at;
+};
+
+static char *dup_or_null(const char *text)
+{
+	char *copy = text ? strdup(text) : NULL;
+
+	ck_assert(text == NULL || copy != NULL);
+	return copy;
+}
+
+static int copy_row(const struct history_row *h, void *arg)
+{
+	struct row_copy *r = arg;
+
+	snprintf(r->status, sizeof(r->status), "%s", h->status);
+	r->attempts = h->attempts;
+	r->http_status = h->http_status;
+	r->error = dup_or_null(h->error);
+	r->next_attempt_at = dup_or_null(h->next_attempt_at);
+	r->last_attempt_at = dup_or_null(h->last_attempt_at);
+	r->delivered_at = dup_or_null(h->delivered_at);
+	return 0;
+}
+
+static void row_free(struct row_copy *r)
+{
+	free(r->error);
+	free(r->next_attempt_at);
+	free(r->last_attempt_at);
+	free(r->delivered_at);
+}
+
+/* The attempts of one event, up to 4, copied. */
+struct attempts_copy {
+	int count;
+	int64_t attempt[4];
+	long http_status[4];
+	int64_t duration_ms[4];
+	char *started_at[4];
+	char *error[4];
+};
+
+static int copy_attempt(const struct attempt_row *a, void *arg)
+{
+	struct attempts_copy *c = arg;
+
+	ck_assert_int_lt(c->count, 4);
+	c->attempt[c->count] = a->attempt;
+	c->http_status[c->count] = a->http_status;
+	c->duration_ms[c->count] = a->duration_ms;
+	c->started_at[c->count] = dup_or_null(a->started_at);
+	c->error[c->count] = dup_or_null(a->error);
+	c->count++;
+	return 0;
+}
+
+static void attempts_free(struct attempts_copy *c)
+{
+	for (int i = 0; i < c->count; i++) {
+		free(c->started_at[i]);
+		free(c->error[i]);
+	}
+}
+
+/* Both NULL, or the same text. */
+static void same_text(const char *a, const char *b)
+{
+	if (a == NULL)
+		ck_assert_ptr_null(b);
+	else
+		ck_assert_str_eq(a, b);
+}
+
+static void same_time(const char *text, int64_t ms)
+{
+	char expected[TIME_TEXT_SIZE];
+
+	time_format(ms, expected);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text, expected);
+}
+
+/*
+ * The outcome of event i+1 in the batch: by i % 4 delivered, a retry, a
+ * failure without an attempt (or, for the last, a retry without one) and
+ * a failure after one; error texts from batch_errors.
+ */
+static struct outcome batch_outcome(int i, int64_t now)
+{
+	struct outcome o = {
+		.id = i + 1, .claim_token = 2, .attempted = 1,
+		.started_ms = now + 1000 * i, .finished_ms = now + 1000 * i + 7,
+		.duration_ms = 7 + i,
+		.error = batch_errors[i % (sizeof(batch_errors) /
+					   sizeof(batch_errors[0]))],
+	};
+
+	switch (i % 4) {
+	case 0:
+		o.status = EVENT_DELIVERED;
+		o.http_status = 204;
+		o.error = NULL;
+		break;
+	case 1:
+		o.status = EVENT_PENDING;
+		o.http_status = 503;
+		o.next_attempt_ms = now + 3600000 + i;
+		break;
+	case 2:
+		o.status = i == BATCH - 2 ? EVENT_PENDING : EVENT_FAILED;
+		o.attempted = 0;
+		o.next_attempt_ms = now + 7200000 + i;
+		break;
+	default:
+		o.status = EVENT_FAILED;
+		o.http_status = 400;
+		break;
+	}
+	return o;
+}
+
+/*
+ * 40 outcomes in one call, two of them under a claim that was taken
+ * over, four for events with an attempt logged already, one whose error
+ * PostgreSQL cannot store: exactly those two are refused, and every row
+ * and attempt says what its outcome said.
+ */
+START_TEST(batch_of_outcomes_writes_each_and_refuses_the_fenced)
+{
+	const int64_t now = time_now_ms();
+	struct claim_request first = request_at(now, 1, BATCH);
+	struct claim_request second = request_at(now + 60000, 2, 64);
+	struct outcome outcomes[BATCH], before[4];
+	unsigned char refused[BATCH];
+	struct event *events = NULL;
+	size_t count = 0;
+	int64_t recovered = 0;
+	struct store *other;
+	struct db db;
+	int pg;
+
+	db_open(&db, "batch");
+	pg = strncmp(db.path, "postgresql://", 13) == 0;
+	other = db_connect(db.path);
+	for (int i = 1; i <= BATCH; i++)
+		ck_assert_int_eq(produce(db.store, "n", parties), i);
+	ck_assert_int_eq(store_claim(db.store, &first, &events, &count),
+			 STORE_OK);
+	ck_assert_uint_eq(count, BATCH);
+	store_events_free(events, count);
+	/* Events 1 to 4 are tried once and due again at once. */
+	for (int i = 0; i < 4; i++)
+		before[i] = (struct outcome){
+			.id = i + 1, .claim_token = 1, .status = EVENT_PENDING,
+			.attempted = 1, .attempt = 1, .started_ms = now - 100,
+			.finished_ms = now - 90, .duration_ms = 10,
+			.http_status = 502, .error = "HTTP 502",
+			.next_attempt_ms = now,
+		};
+	ck_assert_int_eq(store_record(db.store, before, 4, refused), STORE_OK);
+	ck_assert_mem_eq(refused, "\0\0\0\0", 4);
+	/* The others' leases run out; another relay claims all 40. */
+	ck_assert_int_eq(store_recover_leases(other, now + 60000, &recovered),
+			 STORE_OK);
+	ck_assert_int_eq(recovered, BATCH - 4);
+	ck_assert_int_eq(store_claim(other, &second, &events, &count),
+			 STORE_OK);
+	ck_assert_uint_eq(count, BATCH);
+	store_events_free(events, count);
+
+	/* Its batch, but events 10 and 30 with the first relay's token. */
+	for (int i = 0; i < BATCH; i++)
+		outcomes[i] = batch_outcome(i, now);
+	outcomes[9].claim_token = 1;
+	outcomes[29].claim_token = 1;
+	/* Not UTF-8: PostgreSQL cannot store it, SQLite stores it as is. */
+	outcomes[BATCH - 1].error = "bad byte \xff here";
+	memset(refused, 7, sizeof(refused));
+	ck_assert_msg(store_record(other, outcomes, BATCH, refused) ==
+		      STORE_OK, "record: %s", store_errmsg(other));
+	for (int i = 0; i < BATCH; i++)
+		ck_assert_msg(refused[i] == (i == 9 || i == 29),
+			      "outcome %d: refused %d", i, refused[i]);
+
+	for (int i = 0; i < BATCH; i++) {
+		const struct outcome *o = &outcomes[i];
+		struct history_filter filter = { .id = o->id };
+		struct row_copy row = { .attempts = -1 };
+		struct attempts_copy logged = { .count = 0 };
+		int tried = i < 4;
+		int attempts = tried + (o->attempted && !refused[i]);
+		/* The outcome PostgreSQL cannot write fails its event alone. */
+		int poison = pg && i == BATCH - 1;
+
+		ck_assert_int_eq(store_history(db.store, &filter, copy_row,
+					       &row), 0);
+		ck_assert_int_eq(store_attempts(db.store, o->id, copy_attempt,
+						&logged), 0);
+		if (poison) {
+			ck_assert_str_eq(row.status, "failed");
+			ck_assert_ptr_nonnull(row.error);
+			ck_assert_msg(strncmp(row.error, "cannot record outcome:",
+					      22) == 0, "%s", row.error);
+			ck_assert_int_eq(row.attempts, 0);
+			ck_assert_int_eq(logged.count, 0);
+			row_free(&row);
+			continue;
+		}
+		ck_assert_msg(row.attempts == attempts && logged.count ==
+			      attempts, "event %" PRId64 ": %" PRId64
+			      " attempts, %d logged, not %d", o->id,
+			      row.attempts, logged.count, attempts);
+		for (int a = 0; a < logged.count; a++)
+			ck_assert_int_eq(logged.attempt[a], a + 1);
+		if (refused[i]) {
+			ck_assert_str_eq(row.status, "sending");
+			ck_assert_ptr_null(row.error);
+			ck_assert_ptr_null(row.last_attempt_at);
+		} else {
+			ck_assert_str_eq(row.status,
+					 store_status_name(o->status));
+			same_text(row.error, o->error);
+		}
+		if (!refused[i] && o->attempted) {
+			int a = logged.count - 1;
+
+			same_time(row.last_attempt_at, o->finished_ms);
+			ck_assert_int_eq(row.http_status, o->http_status);
+			same_time(logged.started_at[a], o->started_ms);
+			ck_assert_int_eq(logged.duration_ms[a], o->duration_ms);
+			ck_assert_int_eq(logged.http_status[a], o->http_status);
+			same_text(logged.error[a], o->error);
+		} else if (tried) {
+			/* Not attempted now: the earlier attempt stands. */
+			same_time(row.last_attempt_at, now - 90);
+			ck_assert_int_eq(row.http_status, 502);
+		}
+		if (!refused[i] && o->status == EVENT_DELIVERED)
+			same_time(row.delivered_at, o->finished_ms);
+		else
+			ck_assert_ptr_null(row.delivered_at);
+		if (!refused[i] && o->status == EVENT_PENDING)
+			same_time(row.next_attempt_at, o->next_attempt_ms);
+		else
+			ck_assert_ptr_null(row.next_attempt_at);
+		row_free(&row);
+		attempts_free(&logged);
+	}
+	store_close(other);
+	db_close(&db);
+}
+END_TEST
+
 START_TEST(parties_must_be_a_json_array)
 {
 	static const char *const bad[] = { "{}", "\"a\"", "not json", "[1," };
@@ -292,15 +572,6 @@ START_TEST(another_connections_insert_is_a_change)
 	db_close(&db);
 }
 END_TEST
-
-/* Both NULL, or the same text. */
-static void same_text(const char *a, const char *b)
-{
-	if (a == NULL)
-		ck_assert_ptr_null(b);
-	else
-		ck_assert_str_eq(a, b);
-}
 
 START_TEST(copy_keeps_ids_and_retry_state)
 {
@@ -547,6 +818,7 @@ static Suite *engine_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, concurrent_claims_take_each_event_once);
 	tcase_add_test(tc, late_outcome_of_a_taken_over_claim_is_refused);
+	tcase_add_test(tc, batch_of_outcomes_writes_each_and_refuses_the_fenced);
 	tcase_add_test(tc, parties_must_be_a_json_array);
 	tcase_add_test(tc, another_connections_insert_is_a_change);
 	tcase_add_test(tc, copy_keeps_ids_and_retry_state);
