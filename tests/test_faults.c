@@ -38,14 +38,8 @@
 static const char parties[] =
 	"[{\"username\":\"eric\",\"device\":\"erics_iphone\"}]";
 
-struct env {
-	char *dir;
-	char *db;
-	struct tu_receiver rx;
-};
-
 /* Creates the database db (stolen) and starts the receiver in env->dir. */
-static void env_start(struct env *env, char *db)
+static void env_start(struct tu_env *env, char *db)
 {
 	env->db = db;
 	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, NULL, "init",
@@ -53,33 +47,12 @@ static void env_start(struct env *env, char *db)
 	tu_receiver_start(&env->rx, env->dir);
 }
 
-static void env_open(struct env *env, const char *name)
+/* tu_env_open's world, on an SQLite file whatever the run's engine: these
+ * tests break files (read-only, full disk) and watch their locks. */
+static void env_open(struct tu_env *env, const char *name)
 {
 	env->dir = tu_tmpdir(name);
 	env_start(env, tu_path(env->dir, "relay.db"));
-}
-
-static void env_close(struct env *env)
-{
-	tu_receiver_stop(&env->rx);
-	free(env->db);
-	free(env->dir);
-}
-
-static void provision(struct env *env, const char *cloud_id, const char *path)
-{
-	char *url = tu_receiver_url(&env->rx, path);
-
-	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, NULL, "config",
-				       env->db, "set",
-				       "smartContactNotificationUrl", url,
-				       "--cloud-id", cloud_id, NULL), 0);
-	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, NULL, "config",
-				       env->db, "set",
-				       "smartContactNotificationContentType",
-				       "application/json", "--cloud-id",
-				       cloud_id, NULL), 0);
-	free(url);
 }
 
 static struct store *store_open_ok(const char *path)
@@ -93,7 +66,7 @@ static struct store *store_open_ok(const char *path)
 }
 
 /* Produces n events of cloud_id; ids (may be NULL) gets their ids. */
-static void produce(struct env *env, const char *cloud_id, int n,
+static void produce(struct tu_env *env, const char *cloud_id, int n,
 		    int64_t *ids)
 {
 	struct store *store = store_open_ok(env->db);
@@ -137,7 +110,7 @@ static int tally_row(const struct history_row *h, void *arg)
 	return 0;
 }
 
-static struct tally tally(struct env *env)
+static struct tally tally(struct tu_env *env)
 {
 	struct history_filter filter = { .limit = 0 };
 	struct tally t;
@@ -150,7 +123,7 @@ static struct tally tally(struct env *env)
 }
 
 /* Waits until n rows are delivered; returns the last tally. */
-static struct tally wait_delivered(struct env *env, int n, int timeout_ms)
+static struct tally wait_delivered(struct tu_env *env, int n, int timeout_ms)
 {
 	struct tally t;
 
@@ -186,7 +159,7 @@ static int take_attempt(const struct attempt_row *a, void *arg)
 	return 0;
 }
 
-static struct attempts attempts_of(struct env *env, int64_t id)
+static struct attempts attempts_of(struct tu_env *env, int64_t id)
 {
 	struct attempts list;
 	struct store *store = store_open_ok(env->db);
@@ -219,7 +192,7 @@ static int take_row(const struct history_row *h, void *arg)
 	return 0;
 }
 
-static struct one_row row_of(struct env *env, int64_t id)
+static struct one_row row_of(struct tu_env *env, int64_t id)
 {
 	struct history_filter filter = { .id = id };
 	struct one_row row;
@@ -237,7 +210,7 @@ static struct one_row row_of(struct env *env, int64_t id)
  * outside that range); the ids file has one "id status ms serial" line per
  * request.
  */
-static int *ids_seen(struct env *env, int max, long status_filter)
+static int *ids_seen(struct tu_env *env, int max, long status_filter)
 {
 	char *text = tu_read_file(env->rx.ids_path, NULL);
 	int *seen = calloc((size_t)max + 1, sizeof(*seen));
@@ -263,7 +236,7 @@ static int *ids_seen(struct env *env, int max, long status_filter)
  * in the network namespace netns (NULL: this one) through `ip netns exec`,
  * which becomes the relay: the pid returned is the relay's.
  */
-static pid_t daemon_start_in(struct env *env, const char *netns,
+static pid_t daemon_start_in(struct tu_env *env, const char *netns,
 			     const char *log_name, const char *const extra[])
 {
 	char *log_path = tu_path(env->dir, log_name);
@@ -288,7 +261,7 @@ static pid_t daemon_start_in(struct env *env, const char *netns,
 	return pid;
 }
 
-static pid_t daemon_start(struct env *env, const char *log_name,
+static pid_t daemon_start(struct tu_env *env, const char *log_name,
 			  const char *const extra[])
 {
 	return daemon_start_in(env, NULL, log_name, extra);
@@ -300,7 +273,7 @@ static void daemon_stop(pid_t pid)
 	ck_assert_int_eq(tu_wait(pid, 15000), 0);
 }
 
-static char *log_of(struct env *env, const char *log_name)
+static char *log_of(struct tu_env *env, const char *log_name)
 {
 	char *path = tu_path(env->dir, log_name);
 	char *text = tu_read_file(path, NULL);
@@ -310,8 +283,8 @@ static char *log_of(struct env *env, const char *log_name)
 }
 
 /* Waits until the log holds needle; returns 1 when it does. */
-static int log_wait(struct env *env, const char *log_name, const char *needle,
-		    int timeout_ms)
+static int log_wait(struct tu_env *env, const char *log_name,
+		    const char *needle, int timeout_ms)
 {
 	for (int waited = 0;; waited += 50) {
 		char *text = log_of(env, log_name);
@@ -336,7 +309,7 @@ START_TEST(killed_relay_is_taken_over)
 		"--timeout", "1", "--lease", "1.5", "--grace", "1", NULL,
 	};
 	enum { N = 5 };
-	struct env env;
+	struct tu_env env;
 	struct tally t;
 	int64_t ids[N];
 	int *seen;
@@ -345,7 +318,7 @@ START_TEST(killed_relay_is_taken_over)
 
 	env_open(&env, "takeover");
 	/* The first request of each event hangs, the second is answered. */
-	provision(&env, "default", "/seq/hang,204");
+	tu_provision(&env, "default", "/seq/hang,204", "application/json");
 	produce(&env, NULL, N, ids);
 	pid = daemon_start(&env, "first.log", first);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, N, 10000), N);
@@ -374,7 +347,7 @@ START_TEST(killed_relay_is_taken_over)
 	text = log_of(&env, "second.log");
 	ck_assert_msg(strstr(text, "took over") != NULL, "%s", text);
 	free(text);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -383,7 +356,7 @@ START_TEST(paused_relay_outcome_is_refused)
 	static const char *const first[] = {
 		"--timeout", "3", "--lease", "3.5", NULL,
 	};
-	struct env env;
+	struct tu_env env;
 	struct one_row row;
 	struct attempts a;
 	int64_t id;
@@ -391,7 +364,7 @@ START_TEST(paused_relay_outcome_is_refused)
 	pid_t pid;
 
 	env_open(&env, "fence");
-	provision(&env, "default", "/seq/hang,204");
+	tu_provision(&env, "default", "/seq/hang,204", "application/json");
 	produce(&env, NULL, 1, &id);
 	pid = daemon_start(&env, "paused.log", first);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, 1, 10000), 1);
@@ -418,7 +391,7 @@ START_TEST(paused_relay_outcome_is_refused)
 	a = attempts_of(&env, id);
 	ck_assert_int_eq(a.count, 1);
 	ck_assert_int_eq(a.status[0], 204);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -429,14 +402,14 @@ START_TEST(relays_share_one_database)
 	};
 	enum { RELAYS = 3, N = 3000, BATCH = 500 };
 	static const char *const logs[RELAYS] = { "r1.log", "r2.log", "r3.log" };
-	struct env env;
+	struct tu_env env;
 	struct tally t;
 	pid_t pids[RELAYS];
 	int64_t first_id, last_id;
 	int *seen;
 
 	env_open(&env, "shared");
-	provision(&env, "default", "/");
+	tu_provision(&env, "default", "/", "application/json");
 	for (int r = 0; r < RELAYS; r++)
 		pids[r] = daemon_start(&env, logs[r], opts);
 	/* Produced while the relays run, so that claims race the inserts. */
@@ -466,7 +439,7 @@ START_TEST(relays_share_one_database)
 			      "%s: %s", logs[r], text);
 		free(text);
 	}
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -486,7 +459,7 @@ START_TEST(transient_failures_retry_until_delivered)
 	/* Two events an app: four transient failures in a row at most, one
 	 * short of what opens the app's circuit breaker (tested apart). */
 	enum { APPS = sizeof(paths) / sizeof(paths[0]), PER_APP = 2 };
-	struct env env;
+	struct tu_env env;
 	struct tally t;
 	int64_t ids[APPS][PER_APP];
 	pid_t pid;
@@ -496,7 +469,7 @@ START_TEST(transient_failures_retry_until_delivered)
 		char cloud_id[16];
 
 		snprintf(cloud_id, sizeof(cloud_id), "app%zu", i);
-		provision(&env, cloud_id, paths[i]);
+		tu_provision(&env, cloud_id, paths[i], "application/json");
 		produce(&env, cloud_id, PER_APP, ids[i]);
 	}
 	pid = daemon_start(&env, "relay.log", fast_retries);
@@ -536,12 +509,13 @@ START_TEST(transient_failures_retry_until_delivered)
 		ck_assert_int_eq(a.status[0], 0);
 		ck_assert_int_eq(a.status[1], 204);
 	}
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
 /* Starts a receiver on a given port, recording ids to ids_path. */
-static pid_t receiver_on_port(struct env *env, int port, const char *ids_path)
+static pid_t receiver_on_port(struct tu_env *env, int port,
+			      const char *ids_path)
 {
 	char port_text[16];
 	char *argv[] = {
@@ -566,7 +540,7 @@ START_TEST(receiver_down_then_back)
 		"--max-attempts", "100000", NULL,
 	};
 	enum { N = 5 };
-	struct env env;
+	struct tu_env env;
 	struct tally t;
 	char *ids_path;
 	pid_t pid, rx;
@@ -574,7 +548,7 @@ START_TEST(receiver_down_then_back)
 
 	env_open(&env, "down");
 	port = env.rx.port;
-	provision(&env, "default", "/");
+	tu_provision(&env, "default", "/", "application/json");
 	ids_path = strdup(env.rx.ids_path);
 	/* Nothing listens: every attempt is refused until it comes back. */
 	tu_receiver_stop(&env.rx);
@@ -614,7 +588,7 @@ START_TEST(retry_after_spaces_attempts_then_fails)
 		"--retry-base", "0.05", "--retry-max", "1", "--max-attempts",
 		"3", NULL,
 	};
-	struct env env;
+	struct tu_env env;
 	struct one_row row;
 	struct attempts a;
 	int64_t id[2];
@@ -622,8 +596,10 @@ START_TEST(retry_after_spaces_attempts_then_fails)
 
 	env_open(&env, "retryafter");
 	/* 1 s asked for; 600 s asked for, capped by --retry-max 1. */
-	provision(&env, "a", "/status/503?retry_after=1");
-	provision(&env, "b", "/status/503?retry_after=600");
+	tu_provision(&env, "a", "/status/503?retry_after=1",
+		     "application/json");
+	tu_provision(&env, "b", "/status/503?retry_after=600",
+		     "application/json");
 	produce(&env, "a", 1, &id[0]);
 	produce(&env, "b", 1, &id[1]);
 	pid = daemon_start(&env, "relay.log", opts);
@@ -646,7 +622,7 @@ START_TEST(retry_after_spaces_attempts_then_fails)
 							    a.duration_ms[k - 1]),
 					 990);
 	}
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -654,19 +630,19 @@ START_TEST(slow_answers_are_delivered)
 {
 	static const char *const opts[] = { "--timeout", "10", NULL };
 	enum { N = 8 };
-	struct env env;
+	struct tu_env env;
 	struct tally t;
 	pid_t pid;
 
 	env_open(&env, "slow");
-	provision(&env, "default", "/slow/1500");
+	tu_provision(&env, "default", "/slow/1500", "application/json");
 	produce(&env, NULL, N, NULL);
 	pid = daemon_start(&env, "relay.log", opts);
 	t = wait_delivered(&env, N, SETTLE_MS);
 	daemon_stop(pid);
 	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
 	ck_assert_int_eq(t.max_attempts, 1);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -686,7 +662,7 @@ static long vm_hwm_kb(pid_t pid)
 }
 
 /* The peak resident size of a relay that waited for nothing. */
-static long idle_hwm_kb(struct env *env)
+static long idle_hwm_kb(struct tu_env *env)
 {
 	pid_t pid = daemon_start(env, "idle.log", NULL);
 	long kb;
@@ -704,14 +680,14 @@ START_TEST(endless_body_is_cut)
 		"--timeout", "20", "--lease", "30", "--max-attempts", "1", NULL,
 	};
 	enum { N = 20 };
-	struct env env;
+	struct tu_env env;
 	struct tally t;
 	long idle_kb, busy_kb;
 	int64_t ids[N];
 	pid_t pid;
 
 	env_open(&env, "endless");
-	provision(&env, "default", "/endless/200");
+	tu_provision(&env, "default", "/endless/200", "application/json");
 	idle_kb = idle_hwm_kb(&env);
 	produce(&env, NULL, N, ids);
 	pid = daemon_start(&env, "relay.log", opts);
@@ -734,7 +710,7 @@ START_TEST(endless_body_is_cut)
 	/* 20 endless streams cost no more than a few MB over idle. */
 	ck_assert_msg(busy_kb - idle_kb < 16 * 1024, "VmHWM %ld kB, idle %ld kB",
 		      busy_kb, idle_kb);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -746,7 +722,7 @@ static void hold_lock(void *arg)
 }
 
 /* A child holds the write lock for hold_ms, inside an insert of one event. */
-static pid_t locker_start(struct env *env, int hold_ms)
+static pid_t locker_start(struct tu_env *env, int hold_ms)
 {
 	pid_t pid = fork();
 
@@ -774,14 +750,14 @@ START_TEST(locked_database_delays_but_loses_nothing)
 {
 	static const char *const opts[] = { "--timeout", "10", NULL };
 	enum { N = 10 };
-	struct env env;
+	struct tu_env env;
 	struct tally t;
 	pid_t pid, locker;
 	int *seen;
 	char *text;
 
 	env_open(&env, "locked");
-	provision(&env, "default", "/slow/500");
+	tu_provision(&env, "default", "/slow/500", "application/json");
 	produce(&env, NULL, N, NULL);
 	pid = daemon_start(&env, "relay.log", opts);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, N, 10000), N);
@@ -801,7 +777,7 @@ START_TEST(locked_database_delays_but_loses_nothing)
 	text = log_of(&env, "relay.log");
 	ck_assert_msg(strstr(text, " error ") == NULL, "%s", text);
 	free(text);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -815,7 +791,7 @@ START_TEST(failing_writes_keep_outcomes_until_they_succeed)
 {
 	static const char *const opts[] = { "--timeout", "10", NULL };
 	enum { N = 10 };
-	struct env env;
+	struct tu_env env;
 	struct rlimit tight = { 0, RLIM_INFINITY }, loose;
 	struct stat wal;
 	struct tally t;
@@ -824,7 +800,7 @@ START_TEST(failing_writes_keep_outcomes_until_they_succeed)
 	char *text;
 
 	env_open(&env, "fsize");
-	provision(&env, "default", "/slow/2000");
+	tu_provision(&env, "default", "/slow/2000", "application/json");
 	produce(&env, NULL, N, NULL);
 	pid = daemon_start(&env, "relay.log", opts);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, N, 10000), N);
@@ -860,7 +836,7 @@ START_TEST(failing_writes_keep_outcomes_until_they_succeed)
 	ck_assert_int_eq(tu_count(text, "retrying"), 1);
 	ck_assert_ptr_nonnull(strstr(text, "database answers again"));
 	free(text);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -870,7 +846,7 @@ START_TEST(config_change_mid_batch)
 {
 	static const char *const opts[] = { "--timeout", "10", NULL };
 	enum { N = 5 };
-	struct env env;
+	struct tu_env env;
 	struct tally t;
 	int64_t before[N], after[N];
 	char *requests, *url;
@@ -878,7 +854,7 @@ START_TEST(config_change_mid_batch)
 	pid_t pid;
 
 	env_open(&env, "midbatch");
-	provision(&env, "default", "/slow/1500");
+	tu_provision(&env, "default", "/slow/1500", "application/json");
 	produce(&env, NULL, N, before);
 	pid = daemon_start(&env, "relay.log", opts);
 	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, N, 10000), N);
@@ -912,7 +888,7 @@ START_TEST(config_change_mid_batch)
 	for (int id = 1; id <= 2 * N; id++)
 		ck_assert_int_eq(seen[id], 1);
 	free(seen);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
@@ -968,8 +944,8 @@ static void set_immutable(const char *path, int on)
  * then unblock(env) and checks that every one is delivered exactly once
  * and the failure was reported once.
  */
-static void outcomes_survive(struct env *env, void (*block)(struct env *),
-			     void (*unblock)(struct env *))
+static void outcomes_survive(struct tu_env *env, void (*block)(struct tu_env *),
+			     void (*unblock)(struct tu_env *))
 {
 	static const char *const opts[] = { "--timeout", "10", NULL };
 	enum { N = 10 };
@@ -978,7 +954,7 @@ static void outcomes_survive(struct env *env, void (*block)(struct env *),
 	int *seen;
 	char *text;
 
-	provision(env, "default", "/slow/2000");
+	tu_provision(env, "default", "/slow/2000", "application/json");
 	produce(env, NULL, N, NULL);
 	pid = daemon_start(env, "relay.log", opts);
 	ck_assert_int_eq(tu_receiver_wait_count(&env->rx, N, 10000), N);
@@ -1004,7 +980,7 @@ static void outcomes_survive(struct env *env, void (*block)(struct env *),
 	free(text);
 }
 
-static void db_files_immutable(struct env *env, int on)
+static void db_files_immutable(struct tu_env *env, int on)
 {
 	char *wal = NULL;
 
@@ -1014,33 +990,33 @@ static void db_files_immutable(struct env *env, int on)
 	free(wal);
 }
 
-static void make_read_only(struct env *env)
+static void make_read_only(struct tu_env *env)
 {
 	db_files_immutable(env, 1);
 }
 
-static void make_writable(struct env *env)
+static void make_writable(struct tu_env *env)
 {
 	db_files_immutable(env, 0);
 }
 
 START_TEST(read_only_database_keeps_outcomes)
 {
-	struct env env;
+	struct tu_env env;
 
 	env_open(&env, "readonly");
 	outcomes_survive(&env, make_read_only, make_writable);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
-static char *filler_path(struct env *env)
+static char *filler_path(struct tu_env *env)
 {
 	return tu_path(env->dir, "mnt/filler");
 }
 
 /* Fills the file system until it refuses another byte. */
-static void fill_disk(struct env *env)
+static void fill_disk(struct tu_env *env)
 {
 	char *path = filler_path(env);
 	char block[4096];
@@ -1057,7 +1033,7 @@ static void fill_disk(struct env *env)
 	free(path);
 }
 
-static void free_disk(struct env *env)
+static void free_disk(struct tu_env *env)
 {
 	char *path = filler_path(env);
 
@@ -1067,7 +1043,7 @@ static void free_disk(struct env *env)
 
 START_TEST(full_disk_keeps_outcomes)
 {
-	struct env env;
+	struct tu_env env;
 	char *mnt;
 
 	env.dir = tu_tmpdir("diskfull");
@@ -1230,7 +1206,8 @@ static void net_remove(void)
 }
 
 /* `ip [-n netns] -batch` over commands, each of which must succeed. */
-static void ip_batch(struct env *env, const char *netns, const char *commands)
+static void ip_batch(struct tu_env *env, const char *netns,
+		     const char *commands)
 {
 	char *path = tu_path(env->dir, "ip.batch");
 	char *argv[6];
@@ -1254,7 +1231,7 @@ static void ip_batch(struct env *env, const char *netns, const char *commands)
 }
 
 /* The bridge, and each relay's namespace with its veth pair on it. */
-static void net_make(struct env *env)
+static void net_make(struct tu_env *env)
 {
 	char *commands = NULL;
 
@@ -1289,7 +1266,7 @@ static void net_make(struct env *env)
 }
 
 /* Takes relay i's end of the bridge down (up = 0) or up again. */
-static void net_link(struct env *env, int i, int up)
+static void net_link(struct tu_env *env, int i, int up)
 {
 	char *command = NULL;
 
@@ -1323,7 +1300,7 @@ static char *net_pg_start(void)
 }
 
 /* The outcomes a relay's log says were refused, one line each. */
-static long refused_in_log(struct env *env, const char *log_name)
+static long refused_in_log(struct tu_env *env, const char *log_name)
 {
 	static const char needle[] = " outcome refused id=";
 	char *text = log_of(env, log_name);
@@ -1347,7 +1324,7 @@ START_TEST(cut_off_relay_is_taken_over)
 		"--timeout", "3", "--lease", "3.5", NULL,
 	};
 	enum { N = 5 };
-	struct env env;
+	struct tu_env env;
 	struct tally t;
 	int64_t ids[N];
 	pid_t a, b;
@@ -1364,7 +1341,7 @@ START_TEST(cut_off_relay_is_taken_over)
 	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, NULL, "init",
 				       env.db, NULL), 0);
 	tu_receiver_start_on(&env.rx, env.dir, net.address);
-	provision(&env, "default", "/slow/2000");
+	tu_provision(&env, "default", "/slow/2000", "application/json");
 	produce(&env, NULL, N, ids);
 
 	a = daemon_start_in(&env, net.netns[0], "a.log", opts);
@@ -1402,7 +1379,7 @@ START_TEST(cut_off_relay_is_taken_over)
 		ck_assert_int_eq(at.status[0], 204);
 	}
 	free(seen);
-	env_close(&env);
+	tu_env_close(&env);
 }
 END_TEST
 
