@@ -107,6 +107,9 @@ struct relay {
 	struct flight *free_flights;
 	struct flight *done;     /* finished, outcome not yet written */
 	size_t done_count;
+	/* store_record's arguments for the done list, one per slot. */
+	struct outcome *batch;
+	unsigned char *refused;
 
 	int signal_fd;
 	int watch_fd;            /* inotify on the -wal file, or -1 */
@@ -562,28 +565,16 @@ static void app_disable(struct relay *relay, struct app *app)
 
 static void outcomes_flush(struct relay *relay)
 {
-	struct outcome *batch;
-	unsigned char *refused;
 	struct flight *f;
 	size_t n = 0;
 	int rc;
 
 	if (!relay->done || store_resting(relay))
 		return;
-	batch = malloc(relay->done_count * sizeof(*batch));
-	refused = malloc(relay->done_count);
-	if (!batch || !refused) {
-		log_error("out of memory writing %zu outcomes", relay->done_count);
-		free(batch);
-		free(refused);
-		return;
-	}
 	for (f = relay->done; f; f = f->next)
-		batch[n++] = f->outcome;
-	rc = store_record(relay->store, batch, n, refused);
-	free(batch);
+		relay->batch[n++] = f->outcome;
+	rc = store_record(relay->store, relay->batch, n, relay->refused);
 	if (rc != STORE_OK) {
-		free(refused);
 		store_trouble(relay, "outcome write", rc);
 		return;
 	}
@@ -592,7 +583,7 @@ static void outcomes_flush(struct relay *relay)
 		relay->done = f->next;
 		/* Its row is another relay's now, and so is the event; what
 		 * the endpoint answered (a 410) still holds. */
-		if (refused[n])
+		if (relay->refused[n])
 			log_warn("outcome refused id=%" PRId64 " cloud_id=%s: "
 				 "its lease was taken over by another relay",
 				 f->id, f->app->cloud_id);
@@ -605,7 +596,6 @@ static void outcomes_flush(struct relay *relay)
 			f->app->next_due_ms = f->outcome.next_attempt_ms;
 		flight_release(relay, f);
 	}
-	free(refused);
 	relay->done_count = 0;
 }
 
@@ -1174,7 +1164,10 @@ static int relay_start(struct relay *relay, const char *db_path)
 	}
 	relay->flights = calloc((size_t)relay->opt->concurrency,
 				sizeof(*relay->flights));
-	if (!relay->flights) {
+	relay->batch = calloc((size_t)relay->opt->concurrency,
+			      sizeof(*relay->batch));
+	relay->refused = calloc((size_t)relay->opt->concurrency, 1);
+	if (!relay->flights || !relay->batch || !relay->refused) {
 		log_error("out of memory for %d transfer slots",
 			  relay->opt->concurrency);
 		return -1;
@@ -1246,6 +1239,8 @@ out:
 		transfer_pool_free(relay.pool);
 	apps_free(&relay);
 	free(relay.flights);
+	free(relay.batch);
+	free(relay.refused);
 	metrics_close(relay.metrics);
 	store_close(relay.store);
 	if (relay.watch_fd >= 0)

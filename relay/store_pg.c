@@ -33,8 +33,10 @@
  * batch sends several in one pipeline. */
 #define PG_RECORD_ROWS 64
 #define PG_INT_TEXT 24
-/* The rows of one FETCH of the history cursor (its statement's number). */
+/* The rows of one FETCH of the history cursor; spelled into its text. */
 #define PG_HISTORY_CHUNK 1000
+#define PG_TEXT_OF(number) PG_TEXT_OF_(number)
+#define PG_TEXT_OF_(number) #number
 /* Serializes concurrent inits of one database (pg_advisory_xact_lock). */
 #define PG_MIGRATION_LOCK 7283416
 
@@ -251,9 +253,9 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"   AND ($6::text IS NULL OR created_at < $6::text)"
 		" ORDER BY created_at DESC, id DESC"
 		" LIMIT $7::bigint" },
-	/* As many rows as memory holds at once (PG_HISTORY_CHUNK). */
+	/* As many rows as memory holds at once. */
 	[STMT_HISTORY_FETCH] = { "history_fetch", 0,
-		"FETCH 1000 FROM history" },
+		"FETCH " PG_TEXT_OF(PG_HISTORY_CHUNK) " FROM history" },
 	[STMT_ATTEMPTS] = { "attempts", 1,
 		"SELECT id, outbox_id, attempt, started_at, duration_ms,"
 		"       http_status, error"

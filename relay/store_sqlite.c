@@ -2128,14 +2128,14 @@ static int copy_insert(struct store *store, const struct copy_event *ev,
 		       int *added)
 {
 	const enum stmt id = STMT_COPY_INSERT;
-	const char *texts[] = {
+	const char *texts[COPY_PRODUCER_COLUMNS] = {
 		ev->cloud_id, ev->new_smart_number, ev->network_id,
 		ev->new_smart_uri, ev->interested_parties, ev->created_at,
 	};
 	int rc = bind_int64(store, id, 1, ev->id);
 
 	*added = 0;
-	for (int i = 0; i < 6 && rc == STORE_OK; i++)
+	for (int i = 0; i < COPY_PRODUCER_COLUMNS && rc == STORE_OK; i++)
 		rc = bind_text(store, id, 2 + i, texts[i]);
 	if (rc == STORE_OK)
 		rc = bind_int64(store, id, 8, ev->attempts);

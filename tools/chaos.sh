@@ -14,6 +14,7 @@
 # Prints "lost=N duplicates=M events=E kills=K" and exits 1 when lost > 0
 # (an event not delivered, or delivered without the receiver's 204).
 set -eu
+. "$(dirname "$0")/sh-lib.sh"
 
 relay=$1
 receiver=$2
@@ -70,11 +71,7 @@ trap cleanup EXIT
 "$receiver" --port-file "$dir/port" --ids "$dir/ids" --seed "$seed" \
 	--max-seconds 3600 --quiet 2>"$dir/receiver.log" &
 receiver_pid=$!
-for _ in $(seq 500); do
-	[ -s "$dir/port" ] && break
-	sleep 0.01
-done
-[ -s "$dir/port" ] || { echo "chaos: the receiver did not start" >&2; exit 1; }
+wait_port "$dir/port" "chaos: the receiver"
 
 "$relay" init "$db" >/dev/null
 "$relay" config "$db" set smartContactNotificationUrl \

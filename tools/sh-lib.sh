@@ -1,5 +1,5 @@
 # sh-lib.sh - what the tool scripts share, sourced by tools/bench.sh,
-# tools/bench-pg.sh and tools/demo.sh:
+# tools/bench-pg.sh, tools/chaos.sh, tools/demo.sh and tools/valgrind.sh:
 #   bench_dir NAME       sets dir to $BENCH_DIR, emptied (keep=1: it stays),
 #                        else to a new temporary directory NAME.XXXXXX (keep=0)
 #   wait_port FILE WHO   waits up to 5 s for a receiver's port file, else

@@ -4,6 +4,7 @@
 # of the grace period, and SIGTERM. Fails when valgrind reports an error or a definitely lost block.
 #   usage: tools/valgrind.sh BIN/smartrelay BUILD/tools/receiver DIR
 set -eu
+. "$(dirname "$0")/sh-lib.sh"
 
 relay=$1
 receiver=$2
@@ -29,11 +30,7 @@ trap cleanup EXIT
 "$receiver" --port-file "$dir/port" --ids "$dir/ids" --max-seconds 600 \
 	--quiet 2>"$dir/receiver.log" &
 receiver_pid=$!
-for _ in $(seq 500); do
-	[ -s "$dir/port" ] && break
-	sleep 0.01
-done
-[ -s "$dir/port" ] || { echo "valgrind: the receiver did not start" >&2; exit 1; }
+wait_port "$dir/port" "valgrind: the receiver"
 base="http://127.0.0.1:$(cat "$dir/port")"
 
 "$relay" init "$db" >/dev/null
