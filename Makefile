@@ -68,7 +68,8 @@ LIB_SRCS = \
 	relay/store_pg.c \
 	relay/store_sqlite.c \
 	relay/timeutil.c \
-	relay/transfer.c
+	relay/transfer.c \
+	relay/workers.c
 
 MIGRATIONS = $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 PG_MIGRATIONS = $(sort $(wildcard sql/pg/[0-9][0-9][0-9]_*.sql))

@@ -32,6 +32,7 @@ struct relay_options {
 	 * (run --deny-private), borrowed for the run. */
 	const struct addrpolicy *addresses;
 	const char *metrics_listen; /* NULL, or HOST:PORT serving /metrics */
+	int worker;            /* 1..N under run --workers N; 0: the only one */
 };
 
 /* The contract's defaults (section 7.6). */

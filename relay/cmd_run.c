@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "timeutil.h"
+#include "workers.h"
 
 static const char run_usage[] =
 	"Usage: smartrelay run DB [OPTIONS]\n"
@@ -21,6 +22,8 @@ static const char run_usage[] =
 	"be fractional.\n\n"
 	"  --once             deliver what is due now, wait for it, exit\n"
 	"  --concurrency N    transfers in flight at most (64)\n"
+	"  --workers N        run N relays, each its own process with its own\n"
+	"                     --concurrency, to use N cores (1)\n"
 	"  --timeout S        total time allowed for one request (15)\n"
 	"  --max-attempts N   attempts before an event is failed (10)\n"
 	"  --retry-base S     delay before the first retry (5); later delays\n"
@@ -47,7 +50,7 @@ enum {
 	OPT_ONCE = 256, OPT_CONCURRENCY, OPT_TIMEOUT, OPT_MAX_ATTEMPTS,
 	OPT_RETRY_BASE, OPT_RETRY_MAX, OPT_LEASE, OPT_GRACE, OPT_CA_FILE,
 	OPT_SYSLOG, OPT_RETENTION, OPT_DENY_PRIVATE, OPT_ALLOW_PRIVATE,
-	OPT_METRICS_LISTEN,
+	OPT_METRICS_LISTEN, OPT_WORKERS,
 };
 
 /* A week bounds every duration option: longer is surely a typo. */
@@ -99,6 +102,7 @@ int cmd_run(int argc, char **argv)
 		{ "deny-private", no_argument, NULL, OPT_DENY_PRIVATE },
 		{ "allow-private", required_argument, NULL, OPT_ALLOW_PRIVATE },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -107,7 +111,7 @@ int cmd_run(int argc, char **argv)
 	const char *db, *allow_private = NULL;
 	char err[320];
 	int64_t n;
-	int c, deny_private = 0, rc = 0;
+	int c, deny_private = 0, workers = 1, rc = 0;
 
 	relay_options_default(&opt);
 	while (rc == 0 && (c = getopt_long(argc, argv, "hv", options, NULL)) != -1) {
@@ -120,6 +124,13 @@ int cmd_run(int argc, char **argv)
 				return cli_usage_error("run", "--concurrency: '%s' is "
 						       "not a whole number from 1 to 10000", optarg);
 			opt.concurrency = (int)n;
+			break;
+		case OPT_WORKERS:
+			if (cli_parse_int(optarg, 1, WORKERS_MAX, &n) != 0)
+				return cli_usage_error("run", "--workers: '%s' is "
+						       "not a whole number from 1 to %d",
+						       optarg, WORKERS_MAX);
+			workers = (int)n;
 			break;
 		case OPT_TIMEOUT:
 			rc = parse_duration("--timeout", optarg, &opt.timeout_ms);
@@ -192,6 +203,11 @@ int cmd_run(int argc, char **argv)
 	/* A lease must outlive the transfer it covers (contract 7.6). */
 	if (opt.lease_ms <= opt.timeout_ms)
 		return cli_usage_error("run", "--lease must be longer than --timeout");
+	/* Each worker would count only its own share, under one address. */
+	if (workers > 1 && opt.metrics_listen)
+		return cli_usage_error("run", "--metrics-listen serves one "
+				       "relay's counters: not with --workers "
+				       "above 1");
 	if (allow_private && !deny_private)
 		return cli_usage_error("run", "--allow-private needs --deny-private");
 	if (deny_private) {
@@ -199,7 +215,7 @@ int cmd_run(int argc, char **argv)
 			return cli_usage_error("run", "--allow-private: %s", err);
 		opt.addresses = addresses;
 	}
-	rc = relay_run(db, &opt);
+	rc = workers_run(db, &opt, workers);
 	addrpolicy_free(addresses);
 	return rc;
 }

@@ -1230,8 +1230,13 @@ int relay_run(const char *db_path, const struct relay_options *options)
 	check_changes(&relay, 1);
 	apps_find_unknown(&relay);
 	relay.next_sweep_ms = time_mono_ms() + SWEEP_INTERVAL_MS;
-	log_info("relay started db=%s concurrency=%d once=%d", shown,
-		 options->concurrency, options->once);
+	if (options->worker > 0)
+		log_info("relay started db=%s concurrency=%d once=%d worker=%d "
+			 "pid=%ld", shown, options->concurrency, options->once,
+			 options->worker, (long)getpid());
+	else
+		log_info("relay started db=%s concurrency=%d once=%d", shown,
+			 options->concurrency, options->once);
 	status = relay_loop(&relay);
 	log_info("relay stopped");
 out:

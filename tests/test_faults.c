@@ -443,6 +443,142 @@ START_TEST(relays_share_one_database)
 }
 END_TEST
 
+/* ---- run --workers ------------------------------------------------------ */
+
+/* The pid that worker k logged in its "relay started" line, or -1. */
+static pid_t worker_pid(struct tu_env *env, const char *log_name, int k)
+{
+	char *text = log_of(env, log_name), needle[32];
+	const char *at;
+	pid_t pid = -1;
+
+	snprintf(needle, sizeof(needle), "worker=%d pid=", k);
+	at = strstr(text, needle);
+	if (at)
+		pid = (pid_t)strtol(at + strlen(needle), NULL, 10);
+	free(text);
+	return pid;
+}
+
+START_TEST(workers_share_the_outbox)
+{
+	enum { WORKERS = 3, N = 600 };
+	struct tu_env env;
+	struct tally t;
+	int64_t ids[N];
+	int *seen;
+	char *err = NULL;
+
+	env_open(&env, "workers");
+	tu_provision(&env, "default", "/", "application/json");
+	produce(&env, NULL, N, ids);
+	/* Few slots each, so that every worker gets a share. */
+	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, &err, "run",
+				       "--once", "--workers", "3",
+				       "--concurrency", "4", env.db, NULL), 0);
+	ck_assert_int_eq(tu_count(err, "relay started"), WORKERS);
+	ck_assert_int_eq(tu_count(err, "relay stopped"), WORKERS);
+	for (int k = 1; k <= WORKERS; k++) {
+		char needle[32];
+
+		snprintf(needle, sizeof(needle), "worker=%d pid=", k);
+		ck_assert_msg(strstr(err, needle) != NULL, "%s", err);
+	}
+	ck_assert_int_eq(tu_count(err, "outcome=delivered"), N);
+	ck_assert_msg(strstr(err, " error ") == NULL, "%s", err);
+	free(err);
+	t = tally(&env);
+	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
+	ck_assert_int_eq(t.max_attempts, 1);
+	seen = ids_seen(&env, (int)ids[N - 1], -1);
+	ck_assert_int_eq(seen[0], 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(seen[ids[i]] == 1, "id %lld seen %d times",
+			      (long long)ids[i], seen[ids[i]]);
+	free(seen);
+	tu_env_close(&env);
+}
+END_TEST
+
+START_TEST(sigterm_stops_every_worker)
+{
+	static const char *const opts[] = { "--workers", "2", NULL };
+	enum { N = 50 };
+	struct tu_env env;
+	struct tally t;
+	pid_t pid;
+	char *text;
+
+	env_open(&env, "workersterm");
+	tu_provision(&env, "default", "/", "application/json");
+	pid = daemon_start(&env, "workers.log", opts);
+	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=2 pid=", 10000), 1);
+	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=1 pid=", 10000), 1);
+	produce(&env, NULL, N, NULL);
+	t = wait_delivered(&env, N, SETTLE_MS);
+	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
+	daemon_stop(pid);
+	text = log_of(&env, "workers.log");
+	ck_assert_int_eq(tu_count(text, "relay stopped"), 2);
+	ck_assert_msg(strstr(text, " error ") == NULL, "%s", text);
+	free(text);
+	tu_env_close(&env);
+}
+END_TEST
+
+START_TEST(killed_worker_stops_the_others)
+{
+	static const char *const opts[] = { "--workers", "2", NULL };
+	struct tu_env env;
+	pid_t pid, second;
+	char *text, line[96];
+
+	env_open(&env, "workerkill");
+	tu_provision(&env, "default", "/", "application/json");
+	pid = daemon_start(&env, "workers.log", opts);
+	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=2 pid=", 10000), 1);
+	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=1 pid=", 10000), 1);
+	second = worker_pid(&env, "workers.log", 2);
+	ck_assert_int_gt(second, 0);
+	ck_assert_int_ne(second, pid);
+	ck_assert_int_eq(kill(second, SIGKILL), 0);
+	/* The parent reports it, stops the other and fails. */
+	ck_assert_int_eq(tu_wait(pid, 15000), 1);
+	text = log_of(&env, "workers.log");
+	snprintf(line, sizeof(line), "worker 2 (pid %ld) was killed by signal %d",
+		 (long)second, SIGKILL);
+	ck_assert_msg(strstr(text, line) != NULL, "%s", text);
+	ck_assert_int_eq(tu_count(text, "relay stopped"), 1);
+	free(text);
+	tu_env_close(&env);
+}
+END_TEST
+
+START_TEST(workers_bad_usage)
+{
+	struct tu_env env;
+	char *err = NULL;
+
+	env_open(&env, "workersusage");
+	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, &err, "run",
+				       "--workers", "0", env.db, NULL), 2);
+	ck_assert_msg(strstr(err, "--workers: '0'") != NULL, "%s", err);
+	free(err);
+	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, &err, "run",
+				       "--workers", "2", "--metrics-listen",
+				       "127.0.0.1:0", env.db, NULL), 2);
+	ck_assert_msg(strstr(err, "not with --workers") != NULL, "%s", err);
+	free(err);
+	/* Every worker reports the missing database; the command fails. */
+	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, &err, "run",
+				       "--once", "--workers", "2",
+				       "/nonexistent/relay.db", NULL), 1);
+	ck_assert_int_eq(tu_count(err, "/nonexistent/relay.db"), 2);
+	free(err);
+	tu_env_close(&env);
+}
+END_TEST
+
 /* ---- the receiver misbehaves --------------------------------------------- */
 
 static const char *const fast_retries[] = {
@@ -907,6 +1043,10 @@ static Suite *faults_suite(void)
 	tcase_add_test(leases, killed_relay_is_taken_over);
 	tcase_add_test(leases, paused_relay_outcome_is_refused);
 	tcase_add_test(leases, relays_share_one_database);
+	tcase_add_test(leases, workers_share_the_outbox);
+	tcase_add_test(leases, sigterm_stops_every_worker);
+	tcase_add_test(leases, killed_worker_stops_the_others);
+	tcase_add_test(leases, workers_bad_usage);
 	tcase_add_test(receiver, transient_failures_retry_until_delivered);
 	tcase_add_test(receiver, receiver_down_then_back);
 	tcase_add_test(receiver, retry_after_spaces_attempts_then_fails);

@@ -1,0 +1,159 @@
+/*
+ * workers.c - runs `run --workers N`: N relay processes and their parent.
+ *
+ * The parent forks the workers, then only waits for signals: stop signals
+ * go on to every worker, and a worker's end is collected. Workers are plain
+ * relays (relay_run), so everything said of several relays on one database
+ * holds for them; the parent touches neither the database nor the network.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "workers.h"
+
+struct worker {
+	pid_t pid;   /* 0 once it has been collected */
+	int status;  /* its exit status as the command's: 0 or 1 */
+};
+
+static void workers_signal(const struct worker *workers, int count, int signo)
+{
+	for (int i = 0; i < count; i++)
+		if (workers[i].pid > 0 && kill(workers[i].pid, signo) != 0 &&
+		    errno != ESRCH)
+			log_error("cannot signal worker %d (pid %ld): %s", i + 1,
+				  (long)workers[i].pid, strerror(errno));
+}
+
+/* Collects the workers that ended; returns how many did, and reports the
+ * ones that failed. */
+static int workers_collect(struct worker *workers, int count)
+{
+	int ended = 0;
+	pid_t pid;
+	int wstatus;
+
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+		for (int i = 0; i < count; i++) {
+			if (workers[i].pid != pid)
+				continue;
+			workers[i].pid = 0;
+			workers[i].status = 1;
+			if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
+				workers[i].status = 0;
+			else if (WIFEXITED(wstatus))
+				log_error("worker %d (pid %ld) exited with status %d",
+					  i + 1, (long)pid, WEXITSTATUS(wstatus));
+			else if (WIFSIGNALED(wstatus))
+				log_error("worker %d (pid %ld) was killed by signal %d",
+					  i + 1, (long)pid, WTERMSIG(wstatus));
+			ended++;
+		}
+	}
+	return ended;
+}
+
+/* Forks worker i, which runs its relay and exits with the relay's status.
+ * It keeps the stop signals blocked: relay_run reads them from a signalfd. */
+static pid_t worker_start(const char *db_path,
+			  const struct relay_options *options, int i,
+			  const sigset_t *worker_mask)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct relay_options own = *options;
+
+		sigprocmask(SIG_SETMASK, worker_mask, NULL);
+		own.worker = i + 1;
+		/* One worker purges; the others would only find nothing. */
+		if (i > 0)
+			own.retention_ms = 0;
+		_exit(relay_run(db_path, &own));
+	}
+	return pid;
+}
+
+int workers_run(const char *db_path, const struct relay_options *options,
+		int count)
+{
+	struct worker workers[WORKERS_MAX];
+	sigset_t watched, old, worker_mask;
+	int running = 0, stopping = 0, status = 0;
+
+	if (count <= 1)
+		return relay_run(db_path, options);
+	sigemptyset(&watched);
+	sigaddset(&watched, SIGTERM);
+	sigaddset(&watched, SIGINT);
+	sigaddset(&watched, SIGHUP);
+	sigaddset(&watched, SIGCHLD);
+	/* Blocked before the first fork, so that no signal falls between. */
+	if (sigprocmask(SIG_BLOCK, &watched, &old) != 0) {
+		log_error("cannot block signals: %s", strerror(errno));
+		return 1;
+	}
+	worker_mask = old;
+	sigaddset(&worker_mask, SIGTERM);
+	sigaddset(&worker_mask, SIGINT);
+	sigaddset(&worker_mask, SIGHUP);
+	log_info("starting %d workers", count);
+	for (int i = 0; i < count; i++) {
+		workers[i].pid = worker_start(db_path, options, i, &worker_mask);
+		workers[i].status = 0;
+		if (workers[i].pid < 0) {
+			log_error("cannot start worker %d: %s", i + 1,
+				  strerror(errno));
+			workers[i].pid = 0;
+			workers[i].status = 1;
+			stopping = 1;
+			workers_signal(workers, i, SIGTERM);
+			count = i;
+			break;
+		}
+		running++;
+	}
+	while (running > 0) {
+		siginfo_t info;
+		int ended, signo = sigwaitinfo(&watched, &info);
+
+		if (signo < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("cannot wait for signals: %s", strerror(errno));
+			stopping = 1;
+			workers_signal(workers, count, SIGTERM);
+			break;
+		}
+		if (signo != SIGCHLD) {
+			stopping |= signo != SIGHUP;
+			workers_signal(workers, count, signo);
+			continue;
+		}
+		ended = workers_collect(workers, count);
+		running -= ended;
+		/* A daemon's worker never ends alone; a --once worker ends when
+		 * its share is done, and only a failure stops the others. */
+		for (int i = 0; i < count && ended > 0 && !stopping; i++) {
+			if (workers[i].pid == 0 &&
+			    (!options->once || workers[i].status != 0)) {
+				log_warn("worker %d ended: stopping the others",
+					 i + 1);
+				stopping = 1;
+				workers_signal(workers, count, SIGTERM);
+			}
+		}
+	}
+	/* Only after a failed sigwaitinfo are some still running. */
+	for (int i = 0; i < count; i++) {
+		if (workers[i].pid > 0 && waitpid(workers[i].pid, NULL, 0) > 0)
+			workers[i].status = 1;
+		status |= workers[i].status;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return status;
+}
