@@ -30,21 +30,41 @@ int64_t time_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * The relay formats the same second over and over (two times per outcome,
+ * one per log line), so the text up to the seconds is kept from the last
+ * second formatted; a process is one thread, hence the static cache.
+ */
 void time_format(int64_t ms, char out[TIME_TEXT_SIZE])
 {
+	static int64_t cached_secs = INT64_MIN;
+	static char head[TIME_TEXT_SIZE];
+	static size_t head_len;
 	/* Floor division, so that times before 1970 still format. */
 	int64_t secs = ms / 1000 - (ms % 1000 < 0);
 	int millis = (int)(ms - secs * 1000);
-	time_t t = (time_t)secs;
-	struct tm tm;
-	char head[TIME_TEXT_SIZE];
 
-	if (!gmtime_r(&t, &tm) ||
-	    strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-		snprintf(out, TIME_TEXT_SIZE, "%s", "0000-00-00T00:00:00.000Z");
-		return;
+	if (secs != cached_secs) {
+		time_t t = (time_t)secs;
+		struct tm tm;
+
+		if (!gmtime_r(&t, &tm) ||
+		    strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+			cached_secs = INT64_MIN;
+			snprintf(out, TIME_TEXT_SIZE, "%s",
+				 "0000-00-00T00:00:00.000Z");
+			return;
+		}
+		head_len = strnlen(head, 19);
+		cached_secs = secs;
 	}
-	snprintf(out, TIME_TEXT_SIZE, "%.19s.%03dZ", head, millis);
+	memcpy(out, head, head_len);
+	out[head_len] = '.';
+	out[head_len + 1] = (char)('0' + millis / 100);
+	out[head_len + 2] = (char)('0' + millis / 10 % 10);
+	out[head_len + 3] = (char)('0' + millis % 10);
+	out[head_len + 4] = 'Z';
+	out[head_len + 5] = '\0';
 }
 
 int time_parse(const char *text, int64_t *ms)
