@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,12 +64,21 @@ static pid_t worker_start(const char *db_path,
 			  const struct relay_options *options, int i,
 			  const sigset_t *worker_mask)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 
 	if (pid == 0) {
 		struct relay_options own = *options;
 
 		sigprocmask(SIG_SETMASK, worker_mask, NULL);
+		/* A parent killed outright (SIGKILL, the OOM killer) cannot
+		 * pass a stop on: the kernel sends it instead, and a worker
+		 * whose parent is already gone stops of itself. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+			log_warn("worker %d: cannot follow its parent: %s",
+				 i + 1, strerror(errno));
+		if (getppid() != parent)
+			raise(SIGTERM);
 		own.worker = i + 1;
 		/* One worker purges; the others would only find nothing. */
 		if (i > 0)

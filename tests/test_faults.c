@@ -554,6 +554,33 @@ START_TEST(killed_worker_stops_the_others)
 }
 END_TEST
 
+START_TEST(killed_parent_stops_its_workers)
+{
+	static const char *const opts[] = { "--workers", "2", NULL };
+	struct tu_env env;
+	pid_t pid;
+	char *text;
+	int stopped = 0;
+
+	env_open(&env, "workerorphans");
+	tu_provision(&env, "default", "/", "application/json");
+	pid = daemon_start(&env, "workers.log", opts);
+	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=2 pid=", 10000), 1);
+	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=1 pid=", 10000), 1);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(tu_wait(pid, 5000), 128 + SIGKILL);
+	/* No orphan keeps running: each worker stops as if told to. */
+	for (int waited = 0; stopped < 2 && waited < 10000; waited += 50) {
+		text = log_of(&env, "workers.log");
+		stopped = tu_count(text, "relay stopped");
+		free(text);
+		tu_sleep_ms(50);
+	}
+	ck_assert_int_eq(stopped, 2);
+	tu_env_close(&env);
+}
+END_TEST
+
 START_TEST(workers_bad_usage)
 {
 	struct tu_env env;
@@ -1046,6 +1073,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(leases, workers_share_the_outbox);
 	tcase_add_test(leases, sigterm_stops_every_worker);
 	tcase_add_test(leases, killed_worker_stops_the_others);
+	tcase_add_test(leases, killed_parent_stops_its_workers);
 	tcase_add_test(leases, workers_bad_usage);
 	tcase_add_test(receiver, transient_failures_retry_until_delivered);
 	tcase_add_test(receiver, receiver_down_then_back);
