@@ -189,6 +189,8 @@ check-integration: $(PROGRAM) $(TOOL_BINS) \
 	else echo "  the read-only and full-disk tests need root (chattr +i, mount): not run"; fi
 	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/tmp/chaos \
 		--events 500 --kills 5
+	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver \
+		$(BUILD)/tmp/chaos-workers --events 500 --kills 6 --workers 2
 
 # The integration suites and the chaos run again, each on its own database
 # of a throwaway PostgreSQL server (Debian's binaries under PG_BIN), stopped
@@ -278,10 +280,11 @@ bench-pg: $(PROGRAM) $(TOOL_BINS)
 CHAOS_EVENTS ?= 5000
 CHAOS_KILLS ?= 20
 CHAOS_RELAYS ?= 2
+CHAOS_WORKERS ?= 1
 chaos: $(PROGRAM) $(TOOL_BINS)
 	$(Q)bash tools/chaos.sh $(PROGRAM) $(BUILD)/tools/receiver $(BUILD)/chaos \
 		--events $(CHAOS_EVENTS) --kills $(CHAOS_KILLS) \
-		--relays $(CHAOS_RELAYS)
+		--relays $(CHAOS_RELAYS) --workers $(CHAOS_WORKERS)
 
 # The same on a throwaway PostgreSQL server, four relays by default.
 chaos-pg: CHAOS_RELAYS = 4

@@ -8,9 +8,10 @@
 # least once.
 #   usage: tools/chaos.sh BIN/smartrelay BUILD/tools/receiver DIR
 #          [--events N] [--kills K] [--fail P] [--seed S] [--relays R]
-#          [--db URI]
+#          [--db URI] [--workers W]
 # --db runs it on an empty PostgreSQL database instead of DIR/relay.db, the
-# producers inserting with psql.
+# producers inserting with psql. --workers runs each relay as `run --workers
+# W`; then half the kills hit one of a relay's workers instead of its parent.
 # Prints "lost=N duplicates=M events=E kills=K" and exits 1 when lost > 0
 # (an event not delivered, or delivered without the receiver's 204).
 set -eu
@@ -24,6 +25,7 @@ events=5000
 kills=20
 fail=30
 relays=2
+workers=1
 seed=$$
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
 	--fail) fail=$2 ;;
 	--seed) seed=$2 ;;
 	--relays) relays=$2 ;;
+	--workers) workers=$2 ;;
 	--db) db=$2 ;;
 	*) echo "chaos: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -44,6 +47,7 @@ RANDOM=$seed
 # that retries of the receiver's random failures do not wait long.
 relay_opts=(--concurrency 16 --timeout 1 --lease 2 --grace 0.5
 	--retry-base 0.05 --retry-max 0.5 --max-attempts 1000)
+[ "$workers" -le 1 ] || relay_opts+=(--workers "$workers")
 batch=50
 settle_seconds=300
 
@@ -154,7 +158,14 @@ while [ $killed -lt "$kills" ]; do
 		kill -CONT "${pids[$victim]}"
 		paused=$((paused + 1))
 	elif running $victim; then
-		kill -KILL "${pids[$victim]}"
+		target=${pids[$victim]}
+		if [ "$workers" -gt 1 ] && [ $((RANDOM % 2)) -eq 0 ]; then
+			# One worker dies; its parent then stops the others.
+			read -ra children <"/proc/$target/task/$target/children" || true
+			[ ${#children[@]} -eq 0 ] ||
+				target=${children[RANDOM % ${#children[@]}]}
+		fi
+		kill -KILL "$target"
 		wait "${pids[$victim]}" 2>/dev/null || true
 		pids[$victim]=0
 		killed=$((killed + 1))
@@ -195,6 +206,6 @@ echo "SELECT id, status FROM outbox WHERE status <> 'delivered'" | sql \
 	>"$dir/undelivered"
 comm -23 "$dir/delivered" "$dir/answered.unique" >"$dir/unanswered"
 
-echo "chaos: rows=$total requests=$requests pauses=$paused locked_errors=$locked relays=$relays seed=$seed"
+echo "chaos: rows=$total requests=$requests pauses=$paused locked_errors=$locked relays=$relays workers=$workers seed=$seed"
 echo "lost=$lost duplicates=$duplicates events=$events kills=$killed"
 [ "$lost" -eq 0 ] && [ "$total" -eq "$events" ]
