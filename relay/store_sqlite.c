@@ -70,6 +70,8 @@ enum stmt {
 	STMT_NEXT_DUE,
 	STMT_RECORD,
 	STMT_ATTEMPT_ADD,
+	STMT_RECORD_SMALL,
+	STMT_ATTEMPT_ADD_SMALL,
 	STMT_RECORD_UNWRITABLE,
 	STMT_RELEASE,
 	STMT_HISTORY,
@@ -91,15 +93,55 @@ enum stmt {
 
 #define STMT_FIRST_SCHEMA STMT_CONFIG_LIST
 
-/* The outcomes of store_record, RECORD_BATCH rows of RECORD_COLUMNS. */
-#define RECORD_BATCH 16
+/*
+ * The outcomes of store_record, RECORD_COLUMNS each, go RECORD_BATCH to a
+ * statement (a busy relay records about 40 a turn); up to RECORD_SMALL take
+ * a statement of that many rows instead, so that a quiet relay does not
+ * carry 63 empty rows along with its one outcome.
+ */
+#define RECORD_BATCH 64
+#define RECORD_SMALL 8
 #define RECORD_COLUMNS 11
 #define RECORD_ROW "(?,?,?,?,?,?,?,?,?,?,?)"
-#define RECORD_ROWS4 RECORD_ROW "," RECORD_ROW "," RECORD_ROW "," RECORD_ROW
-#define RECORD_VALUES \
+#define RECORD_ROWS8 RECORD_ROW "," RECORD_ROW "," RECORD_ROW "," RECORD_ROW \
+	"," RECORD_ROW "," RECORD_ROW "," RECORD_ROW "," RECORD_ROW
+#define RECORD_ROWS64 RECORD_ROWS8 "," RECORD_ROWS8 "," RECORD_ROWS8 "," \
+	RECORD_ROWS8 "," RECORD_ROWS8 "," RECORD_ROWS8 "," RECORD_ROWS8 "," \
+	RECORD_ROWS8
+#define RECORD_VALUES(rows) \
 	"WITH v (id, token, status, attempted, finished, http, error," \
-	"        delivered, next, started, duration) AS (VALUES " \
-	RECORD_ROWS4 "," RECORD_ROWS4 "," RECORD_ROWS4 "," RECORD_ROWS4 ")"
+	"        delivered, next, started, duration) AS (VALUES " rows ")"
+/* Unused rows stay NULL and match nothing. Only an attempted outcome
+ * changes the attempt's own columns. */
+#define RECORD_UPDATE \
+	" UPDATE outbox" \
+	"   SET status = v.status," \
+	"       attempts = outbox.attempts + v.attempted," \
+	"       last_attempt_at = CASE WHEN v.attempted THEN v.finished" \
+	"                         ELSE outbox.last_attempt_at END," \
+	"       http_status = CASE WHEN v.attempted THEN v.http" \
+	"                     ELSE outbox.http_status END," \
+	"       error = v.error," \
+	"       delivered_at = v.delivered," \
+	"       next_attempt_at = v.next," \
+	"       claim_token = NULL, lease_until = NULL" \
+	"  FROM v" \
+	" WHERE outbox.id = v.id AND outbox.claim_token = v.token" \
+	"   AND outbox.status = 'sending'"
+/* Runs before the record, with the same fence: the attempt's number is the
+ * row's own count plus this attempt, and never below a number already
+ * logged for the event (a row whose attempts were reset by hand must not
+ * collide). */
+#define RECORD_ATTEMPT_ADD \
+	" INSERT INTO delivery_attempts" \
+	" (outbox_id, attempt, started_at, duration_ms, http_status, error)" \
+	" SELECT o.id, max(o.attempts + 1, 1 + ifnull((SELECT max(a.attempt)" \
+	"          FROM delivery_attempts AS a WHERE a.outbox_id = o.id), 0))," \
+	"        v.started, v.duration, v.http, v.error" \
+	"   FROM v JOIN outbox AS o" \
+	"     ON o.id = v.id AND o.claim_token = v.token" \
+	"    AND o.status = 'sending'" \
+	"  WHERE v.attempted"
 
 struct stmt_spec {
 	const char *name;
@@ -208,41 +250,16 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"SELECT ifnull(next_attempt_at, '') FROM outbox"
 		" WHERE status = 'pending' AND cloud_id = ifnull(?1, 'default')"
 		" ORDER BY ifnull(next_attempt_at, ''), id LIMIT 1" },
+	/* Outcomes many at once: one statement, and one statement journal,
+	 * per batch rather than per outcome. */
 	[STMT_RECORD] = { "record",
-		/* Up to RECORD_BATCH outcomes at once: one statement, and one
-		 * statement journal, per batch rather than per outcome. Unused
-		 * rows stay NULL and match nothing. Only an attempted outcome
-		 * changes the attempt's own columns. */
-		RECORD_VALUES
-		" UPDATE outbox"
-		"   SET status = v.status,"
-		"       attempts = outbox.attempts + v.attempted,"
-		"       last_attempt_at = CASE WHEN v.attempted THEN v.finished"
-		"                         ELSE outbox.last_attempt_at END,"
-		"       http_status = CASE WHEN v.attempted THEN v.http"
-		"                     ELSE outbox.http_status END,"
-		"       error = v.error,"
-		"       delivered_at = v.delivered,"
-		"       next_attempt_at = v.next,"
-		"       claim_token = NULL, lease_until = NULL"
-		"  FROM v"
-		" WHERE outbox.id = v.id AND outbox.claim_token = v.token"
-		"   AND outbox.status = 'sending'" },
+		RECORD_VALUES(RECORD_ROWS64) RECORD_UPDATE },
 	[STMT_ATTEMPT_ADD] = { "attempt_add",
-		/* Runs before the record, with the same fence: the attempt's
-		 * number is the row's own count plus this attempt, and never
-		 * below a number already logged for the event (a row whose
-		 * attempts were reset by hand must not collide). */
-		RECORD_VALUES
-		" INSERT INTO delivery_attempts"
-		" (outbox_id, attempt, started_at, duration_ms, http_status, error)"
-		" SELECT o.id, max(o.attempts + 1, 1 + ifnull((SELECT max(a.attempt)"
-		"          FROM delivery_attempts AS a WHERE a.outbox_id = o.id), 0)),"
-		"        v.started, v.duration, v.http, v.error"
-		"   FROM v JOIN outbox AS o"
-		"     ON o.id = v.id AND o.claim_token = v.token"
-		"    AND o.status = 'sending'"
-		"  WHERE v.attempted" },
+		RECORD_VALUES(RECORD_ROWS64) RECORD_ATTEMPT_ADD },
+	[STMT_RECORD_SMALL] = { "record_small",
+		RECORD_VALUES(RECORD_ROWS8) RECORD_UPDATE },
+	[STMT_ATTEMPT_ADD_SMALL] = { "attempt_add_small",
+		RECORD_VALUES(RECORD_ROWS8) RECORD_ATTEMPT_ADD },
 	[STMT_RECORD_UNWRITABLE] = { "record_unwritable",
 		"UPDATE outbox"
 		"   SET status = 'failed', error = ?3, next_attempt_at = NULL,"
@@ -1536,6 +1553,7 @@ static int outcomes_write(struct store *store, const struct outcome *o,
 			  size_t n, size_t *refused)
 {
 	struct outcome_text text[RECORD_BATCH];
+	const int small = n <= RECORD_SMALL;
 	int64_t changed;
 	int rc;
 
@@ -1547,9 +1565,11 @@ static int outcomes_write(struct store *store, const struct outcome *o,
 		if (o[i].status == EVENT_PENDING)
 			time_format(o[i].next_attempt_ms, text[i].next);
 	}
-	rc = outcomes_exec(store, STMT_ATTEMPT_ADD, o, text, n);
+	rc = outcomes_exec(store, small ? STMT_ATTEMPT_ADD_SMALL
+					 : STMT_ATTEMPT_ADD, o, text, n);
 	if (rc == STORE_OK)
-		rc = outcomes_exec(store, STMT_RECORD, o, text, n);
+		rc = outcomes_exec(store, small ? STMT_RECORD_SMALL : STMT_RECORD,
+				   o, text, n);
 	if (rc != STORE_OK)
 		return rc;
 	changed = sqlite3_changes64(store->db);
