@@ -58,34 +58,31 @@ static int workers_collect(struct worker *workers, int count)
 	return ended;
 }
 
-/* Forks worker i, which runs its relay and exits with the relay's status.
- * It keeps the stop signals blocked: relay_run reads them from a signalfd. */
-static pid_t worker_start(const char *db_path,
-			  const struct relay_options *options, int i,
-			  const sigset_t *worker_mask)
+/*
+ * Worker i, in the child: runs its relay and returns the relay's exit
+ * status, which the command then returns like any other, so that the
+ * worker cleans up as a single relay does. It keeps the stop signals
+ * blocked: relay_run reads them from a signalfd.
+ */
+static int worker_main(const char *db_path, const struct relay_options *options,
+		       int i, const sigset_t *worker_mask, pid_t parent)
 {
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	struct relay_options own = *options;
 
-	if (pid == 0) {
-		struct relay_options own = *options;
-
-		sigprocmask(SIG_SETMASK, worker_mask, NULL);
-		/* A parent killed outright (SIGKILL, the OOM killer) cannot
-		 * pass a stop on: the kernel sends it instead, and a worker
-		 * whose parent is already gone stops of itself. */
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
-			log_warn("worker %d: cannot follow its parent: %s",
-				 i + 1, strerror(errno));
-		if (getppid() != parent)
-			raise(SIGTERM);
-		own.worker = i + 1;
-		/* One worker purges; the others would only find nothing. */
-		if (i > 0)
-			own.retention_ms = 0;
-		_exit(relay_run(db_path, &own));
-	}
-	return pid;
+	sigprocmask(SIG_SETMASK, worker_mask, NULL);
+	/* A parent killed outright (SIGKILL, the OOM killer) cannot pass a
+	 * stop on: the kernel sends it instead, and a worker whose parent is
+	 * already gone stops of itself. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+		log_warn("worker %d: cannot follow its parent: %s", i + 1,
+			 strerror(errno));
+	if (getppid() != parent)
+		raise(SIGTERM);
+	own.worker = i + 1;
+	/* One worker purges; the others would only find nothing. */
+	if (i > 0)
+		own.retention_ms = 0;
+	return relay_run(db_path, &own);
 }
 
 int workers_run(const char *db_path, const struct relay_options *options,
@@ -113,7 +110,12 @@ int workers_run(const char *db_path, const struct relay_options *options,
 	sigaddset(&worker_mask, SIGHUP);
 	log_info("starting %d workers", count);
 	for (int i = 0; i < count; i++) {
-		workers[i].pid = worker_start(db_path, options, i, &worker_mask);
+		pid_t parent = getpid();
+
+		workers[i].pid = fork();
+		if (workers[i].pid == 0)
+			return worker_main(db_path, options, i, &worker_mask,
+					   parent);
 		workers[i].status = 0;
 		if (workers[i].pid < 0) {
 			log_error("cannot start worker %d: %s", i + 1,
