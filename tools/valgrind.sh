@@ -1,7 +1,9 @@
 #!/bin/bash
 # The daemon under valgrind --leak-check=full through failures, retries, an
 # unrenderable event, a 410, a config reload, a transfer cancelled at the end
-# of the grace period, and SIGTERM. Fails when valgrind reports an error or a definitely lost block.
+# of the grace period, and SIGTERM, as two workers and their parent (one
+# valgrind log each). Fails when valgrind reports an error or a definitely
+# lost block.
 #   usage: tools/valgrind.sh BIN/smartrelay BUILD/tools/receiver DIR
 set -eu
 . "$(dirname "$0")/sh-lib.sh"
@@ -60,12 +62,13 @@ produce() {
 }
 
 valgrind --leak-check=full --errors-for-leak-kinds=definite \
-	--error-exitcode=99 --log-file="$dir/valgrind.log" \
-	"$relay" run "$db" --retry-base 0.05 --retry-max 0.2 --timeout 90 \
-	--lease 100 --grace 0.2 2>"$dir/relay.log" &
+	--error-exitcode=99 --trace-children=yes \
+	--log-file="$dir/valgrind.%p.log" \
+	"$relay" run "$db" --workers 2 --retry-base 0.05 --retry-max 0.2 \
+	--timeout 90 --lease 100 --grace 0.2 2>"$dir/relay.log" &
 relay_pid=$!
 for _ in $(seq 600); do
-	grep -q "relay started" "$dir/relay.log" && break
+	[ "$(grep -c "relay started" "$dir/relay.log")" -eq 2 ] && break
 	sleep 0.1
 done
 for app in $apps; do
@@ -92,7 +95,9 @@ status=0
 wait $relay_pid || status=$?
 relay_pid=0
 
-grep -E "definitely lost|ERROR SUMMARY|All heap blocks" "$dir/valgrind.log" || true
-echo "valgrind: delivered=$delivered of $events, exit status $status"
-[ "$delivered" -ge $events ] && [ $status -eq 0 ] &&
-	! grep -q "definitely lost: [1-9]" "$dir/valgrind.log"
+grep -E "definitely lost|ERROR SUMMARY|All heap blocks" "$dir"/valgrind.*.log || true
+logs=$(find "$dir" -name 'valgrind.*.log' | wc -l)
+echo "valgrind: delivered=$delivered of $events, exit status $status, $logs processes"
+[ "$delivered" -ge $events ] && [ $status -eq 0 ] && [ "$logs" -eq 3 ] &&
+	! grep -q "definitely lost: [1-9]" "$dir"/valgrind.*.log &&
+	! grep -q "ERROR SUMMARY: [1-9]" "$dir"/valgrind.*.log
