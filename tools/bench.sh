@@ -9,9 +9,10 @@
 #   BENCH_RATE=100 BENCH_SECONDS=10  the latency run's steady inserts
 #   BENCH_IDLE=10      seconds the idle daemon is watched
 #   BENCH_WORKERS=nproc  the `run --once --workers` row (skipped at 1)
-#   BENCH_REPEAT=3     the relay and the ceiling run this often on fresh
-#                      copies of the outbox; the fastest run is shown (on a
-#                      shared machine the others' load only ever slows one)
+#   BENCH_REPEAT=3     rounds of the relay, the workers and the ceiling in
+#                      turn, on fresh copies of the outbox; each row shows
+#                      its fastest run (on a shared machine the others'
+#                      load only ever slows one)
 #   BENCH_DIR=DIR      keep the databases and logs there (default: a
 #                      temporary directory, removed at the end)
 # Every relay run writes its stderr (one info line per attempt) to a file in
@@ -58,8 +59,10 @@ receiver() {
 
 # relay_once NAME COUNT [REPEAT]: fills NAME.db with COUNT events (unless
 # it exists), then times `run --once $relay_args` on a copy of it, REPEAT
-# times; NAME.ru is the fastest run.
+# times; NAME.ru is the fastest run so far. NAME.db is then the delivered
+# copy, unless keep_outbox=1.
 relay_args=""
+keep_outbox=0
 relay_once() {
 	db="$dir/$1.db"
 	[ -f "$db" ] || "$tools/bench_fill" "$db" "$url" --count "$2"
@@ -78,8 +81,22 @@ relay_once() {
 		fi
 		fastest "$dir/run.ru" "$dir/$1.ru"
 	done
-	mv "$dir/run.db" "$db"
-	rm -f "$dir/run.db-wal" "$dir/run.db-shm" "$dir/run.ru"
+	[ "$keep_outbox" = 1 ] || mv "$dir/run.db" "$db"
+	rm -f "$dir/run.db" "$dir/run.db-wal" "$dir/run.db-shm" "$dir/run.ru"
+}
+
+# ceiling_once: one run of bench_ceiling; ceiling.out and .ru keep the
+# fastest so far, by its own clock (the bodies are rendered before it starts).
+ceiling_once() {
+	"$tools/bench_rusage" "$dir/run.ru" "$tools/bench_ceiling" "$url" "$N" 64 \
+		>"$dir/run.out"
+	awk '{ print "wall", $6 }' "$dir/run.out" >"$dir/run.wall"
+	if [ ! -f "$dir/ceiling.out" ] || awk -v a="$(field "$dir/run.wall" wall)" \
+		-v b="$(awk '{ print $6 }' "$dir/ceiling.out")" 'BEGIN { exit !(a < b) }'; then
+		mv "$dir/run.out" "$dir/ceiling.out"
+		mv "$dir/run.ru" "$dir/ceiling.ru"
+	fi
+	rm -f "$dir/run.out" "$dir/run.ru" "$dir/run.wall"
 }
 
 # fastest NEW BEST: keeps in BEST whichever rusage line has the shorter wall.
@@ -109,38 +126,30 @@ rate_of() {
 echo "bench: $N events, results in $dir" >&2
 receiver throughput
 
-# The same outbox twice: one for the relay, one for the naive script.
+# The same outbox for the relay, the workers and the naive script.
 "$tools/bench_fill" "$dir/relay.db" "$url" --count "$N"
 cp "$dir/relay.db" "$dir/naive.db"
 [ "$WORKERS" -le 1 ] || cp "$dir/relay.db" "$dir/workers.db"
-echo "bench: relay run --once" >&2
-relay_once relay "$N" "$REPEAT"
-if [ "$WORKERS" -gt 1 ]; then
-	echo "bench: relay run --once --workers $WORKERS" >&2
-	relay_args="--workers $WORKERS"
-	relay_once workers "$N" "$REPEAT"
-	relay_args=""
-fi
+# The relay, the workers and the ceiling take turns, round after round, so
+# that a neighbour's load that comes and goes falls on all three alike.
+keep_outbox=1
+round=0
+while [ $round -lt "$REPEAT" ]; do
+	round=$((round + 1))
+	echo "bench: round $round of $REPEAT: relay, ${WORKERS} workers, ceiling" >&2
+	relay_once relay "$N"
+	if [ "$WORKERS" -gt 1 ]; then
+		relay_args="--workers $WORKERS"
+		relay_once workers "$N"
+		relay_args=""
+	fi
+	ceiling_once
+done
+keep_outbox=0
 
 echo "bench: naive script" >&2
 "$tools/bench_rusage" "$dir/naive.ru" python3 "$here/naive_relay.py" \
 	"$dir/naive.db" "$url" >"$dir/naive.out"
-
-echo "bench: ceiling" >&2
-k=0
-while [ $k -lt "$REPEAT" ]; do
-	k=$((k + 1))
-	"$tools/bench_rusage" "$dir/run.ru" "$tools/bench_ceiling" "$url" "$N" 64 \
-		>"$dir/run.out"
-	# Its own clock: the bodies are rendered before it starts.
-	awk '{ print "wall", $6 }' "$dir/run.out" >"$dir/run.wall"
-	if [ ! -f "$dir/ceiling.out" ] || awk -v a="$(field "$dir/run.wall" wall)" \
-		-v b="$(awk '{ print $6 }' "$dir/ceiling.out")" 'BEGIN { exit !(a < b) }'; then
-		mv "$dir/run.out" "$dir/ceiling.out"
-		mv "$dir/run.ru" "$dir/ceiling.ru"
-	fi
-done
-rm -f "$dir/run.out" "$dir/run.ru" "$dir/run.wall"
 ceiling_wall=$(awk '{ print $6 }' "$dir/ceiling.out")
 
 echo "bench: relay, $SMALL_N events" >&2
@@ -209,7 +218,7 @@ verdict() { # verdict OK-EXPRESSION
 echo
 echo "smartrelay benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  nproc=$(nproc)  $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "relay stderr (one info line per attempt) to a file; receiver: tools/receiver --quiet;"
-echo "relay and ceiling rows: the fastest of $REPEAT runs; naive: one run"
+echo "relay, workers and ceiling rows: the fastest of $REPEAT runs, taken in turns; naive: one run"
 echo
 printf "%-34s %9s %11s %9s %10s %9s\n" "run" "events" "deliv/s" "wall s" "CPU s/1k" "peak MB"
 row "smartrelay run --once" "$dir/relay.ru" "$N"
