@@ -955,10 +955,6 @@ static int wait_ms(struct relay *relay)
 					   time_mono_ms()));
 	if (transfer_pool_active(relay->pool) >= relay->opt->concurrency)
 		return (int)wait;
-	/* Nothing can be claimed while the database rests after a failure. */
-	if (store_resting(relay))
-		return (int)min64(wait, max64(relay->store_retry_at_ms -
-					      time_mono_ms(), 0));
 	for (size_t i = 0; i < relay->app_count; i++) {
 		struct app *app = relay->apps[i];
 		struct guard_settings s;
