@@ -114,6 +114,7 @@ struct relay {
 	int signal_fd;
 	int watch_fd;            /* inotify on the -wal file, or -1 */
 	int stopping;
+	unsigned stop_senders;   /* who sent stop signals: 1 parent, 2 others */
 	int64_t stop_deadline_ms;
 	int64_t once_start_ms;
 	int64_t once_max_id;
@@ -903,6 +904,25 @@ static void check_changes(struct relay *relay, int force)
 		relay->apps[i]->next_due_ms = INT64_MIN;
 }
 
+/*
+ * Whether a stop signal repeats one already received from its sender, and
+ * notes the sender. A worker (run --workers) hears of one stop twice when
+ * it goes to the whole process group, as a terminal's Ctrl-C or a service
+ * manager's stop may send it: from the sender, and passed on by its parent.
+ * Only a second signal from the same side cuts the grace period short.
+ */
+static int stop_signal_repeated(struct relay *relay,
+				const struct signalfd_siginfo *info)
+{
+	unsigned side = relay->opt->worker > 0 &&
+			(pid_t)info->ssi_pid == getppid() ? 1u : 2u;
+	int repeated = (relay->stop_senders & side) != 0 ||
+		       relay->opt->worker == 0;
+
+	relay->stop_senders |= side;
+	return repeated;
+}
+
 static void handle_signals(struct relay *relay)
 {
 	struct signalfd_siginfo info;
@@ -914,12 +934,13 @@ static void handle_signals(struct relay *relay)
 			continue;
 		}
 		if (!relay->stopping) {
+			(void)stop_signal_repeated(relay, &info);
 			relay->stopping = 1;
 			relay->stop_deadline_ms = time_mono_ms() + relay->opt->grace_ms;
 			log_info("stopping: %d transfers in flight get %" PRId64
 				 " ms", transfer_pool_active(relay->pool),
 				 relay->opt->grace_ms);
-		} else {
+		} else if (stop_signal_repeated(relay, &info)) {
 			/* A second signal: no more waiting. */
 			relay->stop_deadline_ms = time_mono_ms();
 		}

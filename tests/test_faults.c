@@ -526,6 +526,41 @@ START_TEST(sigterm_stops_every_worker)
 }
 END_TEST
 
+START_TEST(group_stop_keeps_the_grace_period)
+{
+	static const char *const opts[] = {
+		"--workers", "2", "--concurrency", "2", "--grace", "10", NULL,
+	};
+	enum { N = 4 };
+	struct tu_env env;
+	struct tally t;
+	pid_t pid, workers[2];
+	char *text;
+
+	env_open(&env, "workersgroup");
+	tu_provision(&env, "default", "/slow/1500", "application/json");
+	produce(&env, NULL, N, NULL);
+	pid = daemon_start(&env, "workers.log", opts);
+	ck_assert_int_eq(tu_receiver_wait_count(&env.rx, N, 10000), N);
+	/* As a terminal's Ctrl-C or a service manager's stop sends it: to
+	 * every process of the group, which the parent then passes on. */
+	for (int k = 0; k < 2; k++) {
+		workers[k] = worker_pid(&env, "workers.log", k + 1);
+		ck_assert_int_gt(workers[k], 0);
+		ck_assert_int_eq(kill(workers[k], SIGTERM), 0);
+	}
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_int_eq(tu_wait(pid, 15000), 0);
+	t = tally(&env);
+	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
+	text = log_of(&env, "workers.log");
+	ck_assert_msg(strstr(text, "cancelled") == NULL, "%s", text);
+	ck_assert_int_eq(tu_count(text, "relay stopped"), 2);
+	free(text);
+	tu_env_close(&env);
+}
+END_TEST
+
 START_TEST(killed_worker_stops_the_others)
 {
 	static const char *const opts[] = { "--workers", "2", NULL };
@@ -1072,6 +1107,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(leases, relays_share_one_database);
 	tcase_add_test(leases, workers_share_the_outbox);
 	tcase_add_test(leases, sigterm_stops_every_worker);
+	tcase_add_test(leases, group_stop_keeps_the_grace_period);
 	tcase_add_test(leases, killed_worker_stops_the_others);
 	tcase_add_test(leases, killed_parent_stops_its_workers);
 	tcase_add_test(leases, workers_bad_usage);
