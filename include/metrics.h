@@ -28,6 +28,15 @@ struct store;
 int metrics_check_listen(const char *text, char *err, size_t errlen);
 
 /*
+ * Writes into out (outlen bytes) the address text with its port moved up by
+ * offset, a port 0 staying 0: worker K of run --workers listens on PORT +
+ * K - 1. Returns 0, or -1 with the reason in err (text malformed, or the
+ * port then above 65535).
+ */
+int metrics_listen_shift(const char *text, int offset, char *out,
+			 size_t outlen, char *err, size_t errlen);
+
+/*
  * Listens on the address text (checked as above) and serves scrapes,
  * reading the queue depth from store (borrowed; it must outlive the
  * metrics). Returns 0 and a new metrics in *out, or -1 with the reason in

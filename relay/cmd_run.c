@@ -23,7 +23,8 @@ static const char run_usage[] =
 	"  --once             deliver what is due now, wait for it, exit\n"
 	"  --concurrency N    transfers in flight at most (64)\n"
 	"  --workers N        run N relays, each its own process with its own\n"
-	"                     --concurrency, to use N cores (1)\n"
+	"                     --concurrency, to use N cores (1); worker K\n"
+	"                     serves its metrics on PORT + K - 1\n"
 	"  --timeout S        total time allowed for one request (15)\n"
 	"  --max-attempts N   attempts before an event is failed (10)\n"
 	"  --retry-base S     delay before the first retry (5); later delays\n"
@@ -109,7 +110,7 @@ int cmd_run(int argc, char **argv)
 	struct relay_options opt;
 	struct addrpolicy *addresses = NULL;
 	const char *db, *allow_private = NULL;
-	char err[320];
+	char err[320], shifted[320];
 	int64_t n;
 	int c, deny_private = 0, workers = 1, rc = 0;
 
@@ -203,11 +204,11 @@ int cmd_run(int argc, char **argv)
 	/* A lease must outlive the transfer it covers (contract 7.6). */
 	if (opt.lease_ms <= opt.timeout_ms)
 		return cli_usage_error("run", "--lease must be longer than --timeout");
-	/* Each worker would count only its own share, under one address. */
-	if (workers > 1 && opt.metrics_listen)
-		return cli_usage_error("run", "--metrics-listen serves one "
-				       "relay's counters: not with --workers "
-				       "above 1");
+	/* Worker K serves its own counters on PORT + K - 1. */
+	if (opt.metrics_listen &&
+	    metrics_listen_shift(opt.metrics_listen, workers - 1, shifted,
+				 sizeof(shifted), err, sizeof(err)) != 0)
+		return cli_usage_error("run", "--metrics-listen: %s", err);
 	if (allow_private && !deny_private)
 		return cli_usage_error("run", "--allow-private needs --deny-private");
 	if (deny_private) {

@@ -156,6 +156,34 @@ int metrics_check_listen(const char *text, char *err, size_t errlen)
 	return listen_split(text, host, port, err, errlen);
 }
 
+int metrics_listen_shift(const char *text, int offset, char *out,
+			 size_t outlen, char *err, size_t errlen)
+{
+	char host[HOST_SIZE], port[PORT_SIZE];
+	long number;
+	int n;
+
+	if (listen_split(text, host, port, err, errlen) != 0)
+		return -1;
+	number = strtol(port, NULL, 10);
+	if (number > 0)
+		number += offset;
+	if (number > 65535) {
+		snprintf(err, errlen, "'%s': port %ld, for worker %d, is above "
+			 "65535", text, number, offset + 1);
+		return -1;
+	}
+	/* The host as written, brackets and all: everything before the
+	 * port's colon. */
+	n = snprintf(out, outlen, "%.*s:%ld",
+		     (int)(strrchr(text, ':') - text), text, number);
+	if (n < 0 || (size_t)n >= outlen) {
+		snprintf(err, errlen, "'%s' is too long", text);
+		return -1;
+	}
+	return 0;
+}
+
 /* A bound, listening, non-blocking socket on the first address that takes. */
 static int listen_open(const char *text, int *port_out, char *err,
 		       size_t errlen)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "workers.h"
 
 struct worker {
@@ -68,6 +69,7 @@ static int worker_main(const char *db_path, const struct relay_options *options,
 		       int i, const sigset_t *worker_mask, pid_t parent)
 {
 	struct relay_options own = *options;
+	char listen[320], err[320];
 
 	sigprocmask(SIG_SETMASK, worker_mask, NULL);
 	/* A parent killed outright (SIGKILL, the OOM killer) cannot pass a
@@ -79,6 +81,15 @@ static int worker_main(const char *db_path, const struct relay_options *options,
 	if (getppid() != parent)
 		raise(SIGTERM);
 	own.worker = i + 1;
+	/* Checked by the command: each worker serves its own counters. */
+	if (options->metrics_listen) {
+		if (metrics_listen_shift(options->metrics_listen, i, listen,
+					 sizeof(listen), err, sizeof(err)) != 0) {
+			log_error("worker %d: --metrics-listen: %s", i + 1, err);
+			return 1;
+		}
+		own.metrics_listen = listen;
+	}
 	/* One worker purges; the others would only find nothing. */
 	if (i > 0)
 		own.retention_ms = 0;

@@ -616,6 +616,47 @@ START_TEST(killed_parent_stops_its_workers)
 }
 END_TEST
 
+START_TEST(each_worker_serves_its_metrics)
+{
+	static const char *const opts[] = {
+		"--workers", "2", "--metrics-listen", "127.0.0.1:0", NULL,
+	};
+	struct tu_env env;
+	int ports[2] = { 0, 0 }, found = 0;
+	char *text;
+	const char *at;
+	pid_t pid;
+
+	env_open(&env, "workersmetrics");
+	tu_provision(&env, "default", "/", "application/json");
+	pid = daemon_start(&env, "workers.log", opts);
+	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=2 pid=", 10000), 1);
+	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=1 pid=", 10000), 1);
+	text = log_of(&env, "workers.log");
+	for (at = text; (at = strstr(at, "metrics listening")) != NULL; at++) {
+		const char *port = strstr(at, "port=");
+
+		ck_assert_ptr_nonnull(port);
+		ck_assert_int_lt(found, 2);
+		ports[found++] = (int)strtol(port + 5, NULL, 10);
+	}
+	free(text);
+	/* Port 0: each worker its own free port, each scraped alone. */
+	ck_assert_int_eq(found, 2);
+	ck_assert_int_ne(ports[0], ports[1]);
+	for (int k = 0; k < 2; k++) {
+		int status = 0;
+		char *body = tu_http_request(ports[k], "GET", "/metrics", &status);
+
+		ck_assert_int_eq(status, 200);
+		ck_assert_ptr_nonnull(strstr(body, "smartrelay_info{"));
+		free(body);
+	}
+	daemon_stop(pid);
+	tu_env_close(&env);
+}
+END_TEST
+
 START_TEST(workers_bad_usage)
 {
 	struct tu_env env;
@@ -626,10 +667,12 @@ START_TEST(workers_bad_usage)
 				       "--workers", "0", env.db, NULL), 2);
 	ck_assert_msg(strstr(err, "--workers: '0'") != NULL, "%s", err);
 	free(err);
+	/* Worker 3 would listen on 65536. */
 	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, &err, "run",
-				       "--workers", "2", "--metrics-listen",
-				       "127.0.0.1:0", env.db, NULL), 2);
-	ck_assert_msg(strstr(err, "not with --workers") != NULL, "%s", err);
+				       "--workers", "3", "--metrics-listen",
+				       "127.0.0.1:65534", env.db, NULL), 2);
+	ck_assert_msg(strstr(err, "port 65536, for worker 3, is above 65535")
+		      != NULL, "%s", err);
 	free(err);
 	/* Every worker reports the missing database; the command fails. */
 	ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, &err, "run",
@@ -1110,6 +1153,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(leases, group_stop_keeps_the_grace_period);
 	tcase_add_test(leases, killed_worker_stops_the_others);
 	tcase_add_test(leases, killed_parent_stops_its_workers);
+	tcase_add_test(leases, each_worker_serves_its_metrics);
 	tcase_add_test(leases, workers_bad_usage);
 	tcase_add_test(receiver, transient_failures_retry_until_delivered);
 	tcase_add_test(receiver, receiver_down_then_back);

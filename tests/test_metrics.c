@@ -103,6 +103,43 @@ START_TEST(test_listen_addresses)
 }
 END_TEST
 
+/* Worker K of run --workers listens on PORT + K - 1. */
+START_TEST(test_listen_shift)
+{
+	static const struct {
+		const char *text;
+		int offset;
+		const char *want; /* NULL: refused */
+	} cases[] = {
+		{ "127.0.0.1:9187", 0, "127.0.0.1:9187" },
+		{ "127.0.0.1:9187", 2, "127.0.0.1:9189" },
+		{ "[::1]:9187", 1, "[::1]:9188" },
+		{ "0.0.0.0:0", 5, "0.0.0.0:0" },
+		{ "localhost:65534", 1, "localhost:65535" },
+		{ "localhost:65534", 2, NULL },
+		{ "9187", 1, NULL },
+	};
+	char out[64], err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = metrics_listen_shift(cases[i].text, cases[i].offset, out,
+					      sizeof(out), err, sizeof(err));
+
+		if (cases[i].want) {
+			ck_assert_msg(rc == 0, "%s: %s", cases[i].text, err);
+			ck_assert_str_eq(out, cases[i].want);
+		} else {
+			ck_assert_msg(rc == -1, "%s +%d accepted", cases[i].text,
+				      cases[i].offset);
+			ck_assert_ptr_nonnull(strstr(err, cases[i].text));
+		}
+	}
+	/* Too long for the caller's buffer: refused, not cut. */
+	ck_assert_int_eq(metrics_listen_shift("127.0.0.1:9187", 1, out, 8, err,
+					      sizeof(err)), -1);
+}
+END_TEST
+
 START_TEST(test_port_in_use_is_refused)
 {
 	struct fixture fx;
@@ -318,6 +355,7 @@ static Suite *metrics_suite(void)
 	TCase *tc = tcase_create("metrics");
 
 	tcase_add_test(tc, test_listen_addresses);
+	tcase_add_test(tc, test_listen_shift);
 	tcase_add_test(tc, test_port_in_use_is_refused);
 	tcase_add_test(tc, test_null_metrics_do_nothing);
 	tcase_add_test(tc, test_exposition_families_and_values);
