@@ -135,7 +135,8 @@ int workers_run(const char *db_path, const struct relay_options *options,
 			workers[i].status = 1;
 			stopping = 1;
 			workers_signal(workers, i, SIGTERM);
-			count = i;
+			/* The ones started, and this one's failure. */
+			count = i + 1;
 			break;
 		}
 		running++;
