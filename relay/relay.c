@@ -1267,6 +1267,9 @@ out:
 	store_close(relay.store);
 	if (relay.watch_fd >= 0)
 		close(relay.watch_fd);
+	/* A stop signal that came after the stop has been answered: read, it
+	 * cannot kill the process as the mask is restored. */
+	drain(relay.signal_fd);
 	close(relay.signal_fd);
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	signal(SIGXFSZ, old_xfsz);

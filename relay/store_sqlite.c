@@ -441,6 +441,7 @@ struct store {
 	int last_code; /* the SQLite code of the last failure */
 	int busy_timeout_ms;     /* how long busy_wait waits for a lock */
 	int64_t busy_since_ms;   /* when the current wait began */
+	int64_t busy_last_ms;    /* busy_wait's last call */
 	char errmsg[STORE_ERRMSG_SIZE];
 };
 
@@ -719,6 +720,7 @@ static int tx_end(struct store *store, int rc)
 #define BUSY_SHORT_PAUSE_NS (100 * 1000)
 #define BUSY_SHORT_LOOKS 50
 #define BUSY_LONG_PAUSE_NS (1000 * 1000)
+#define BUSY_NEW_WAIT_MS 50
 
 static int busy_wait(void *arg, int count)
 {
@@ -727,10 +729,13 @@ static int busy_wait(void *arg, int count)
 				     ? BUSY_SHORT_PAUSE_NS : BUSY_LONG_PAUSE_NS };
 	int64_t now = time_mono_ms();
 
-	if (count == 0)
+	/* A new wait: count starts at 0, but not on every path SQLite
+	 * takes, and no wait pauses longer than a millisecond. */
+	if (count == 0 || now - store->busy_last_ms > BUSY_NEW_WAIT_MS)
 		store->busy_since_ms = now;
 	else if (now - store->busy_since_ms >= store->busy_timeout_ms)
 		return 0;
+	store->busy_last_ms = now;
 	nanosleep(&pause, NULL);
 	return 1;
 }

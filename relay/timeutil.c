@@ -32,39 +32,53 @@ int64_t time_mono_ms(void)
 
 /*
  * The relay formats the same second over and over (two times per outcome,
- * one per log line), so the text up to the seconds is kept from the last
- * second formatted; a process is one thread, hence the static cache.
+ * one per log line), so the text up to the seconds is kept for the last
+ * two seconds formatted (a claim's lease end, a retry's due time, fall in
+ * another second than the log's "now"); a process is one thread, hence
+ * the static cache.
  */
+struct time_head {
+	int64_t secs;
+	size_t len;
+	char text[TIME_TEXT_SIZE];
+};
+
 void time_format(int64_t ms, char out[TIME_TEXT_SIZE])
 {
-	static int64_t cached_secs = INT64_MIN;
-	static char head[TIME_TEXT_SIZE];
-	static size_t head_len;
+	static struct time_head heads[2] = { { INT64_MIN, 0, "" },
+					     { INT64_MIN, 0, "" } };
+	static unsigned next;
 	/* Floor division, so that times before 1970 still format. */
 	int64_t secs = ms / 1000 - (ms % 1000 < 0);
 	int millis = (int)(ms - secs * 1000);
+	struct time_head *head = NULL;
 
-	if (secs != cached_secs) {
+	for (size_t i = 0; i < 2; i++)
+		if (heads[i].secs == secs)
+			head = &heads[i];
+	if (head == NULL) {
 		time_t t = (time_t)secs;
 		struct tm tm;
 
+		head = &heads[next++ % 2];
 		if (!gmtime_r(&t, &tm) ||
-		    strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-			cached_secs = INT64_MIN;
+		    strftime(head->text, sizeof(head->text),
+			     "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+			head->secs = INT64_MIN;
 			snprintf(out, TIME_TEXT_SIZE, "%s",
 				 "0000-00-00T00:00:00.000Z");
 			return;
 		}
-		head_len = strnlen(head, 19);
-		cached_secs = secs;
+		head->len = strnlen(head->text, 19);
+		head->secs = secs;
 	}
-	memcpy(out, head, head_len);
-	out[head_len] = '.';
-	out[head_len + 1] = (char)('0' + millis / 100);
-	out[head_len + 2] = (char)('0' + millis / 10 % 10);
-	out[head_len + 3] = (char)('0' + millis % 10);
-	out[head_len + 4] = 'Z';
-	out[head_len + 5] = '\0';
+	memcpy(out, head->text, head->len);
+	out[head->len] = '.';
+	out[head->len + 1] = (char)('0' + millis / 100);
+	out[head->len + 2] = (char)('0' + millis / 10 % 10);
+	out[head->len + 3] = (char)('0' + millis % 10);
+	out[head->len + 4] = 'Z';
+	out[head->len + 5] = '\0';
 }
 
 int time_parse(const char *text, int64_t *ms)

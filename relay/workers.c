@@ -39,7 +39,21 @@ static int workers_collect(struct worker *workers, int count)
 	pid_t pid;
 	int wstatus;
 
-	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) != 0) {
+		if (pid < 0) {
+			/* ECHILD: none left to wait for, collected or not. */
+			for (int i = 0; i < count; i++) {
+				if (workers[i].pid > 0) {
+					log_error("worker %d (pid %ld) ended "
+						  "unseen", i + 1,
+						  (long)workers[i].pid);
+					workers[i].pid = 0;
+					workers[i].status = 1;
+					ended++;
+				}
+			}
+			break;
+		}
 		for (int i = 0; i < count; i++) {
 			if (workers[i].pid != pid)
 				continue;
@@ -100,6 +114,8 @@ int workers_run(const char *db_path, const struct relay_options *options,
 		int count)
 {
 	struct worker workers[WORKERS_MAX];
+	struct sigaction chld = { .sa_handler = SIG_DFL }, old_chld;
+	const struct timespec now = { 0, 0 };
 	sigset_t watched, old, worker_mask;
 	int running = 0, stopping = 0, status = 0;
 
@@ -113,6 +129,14 @@ int workers_run(const char *db_path, const struct relay_options *options,
 	/* Blocked before the first fork, so that no signal falls between. */
 	if (sigprocmask(SIG_BLOCK, &watched, &old) != 0) {
 		log_error("cannot block signals: %s", strerror(errno));
+		return 1;
+	}
+	/* A SIGCHLD ignored by whoever started us would have the kernel reap
+	 * the workers unseen, without a signal. */
+	sigemptyset(&chld.sa_mask);
+	if (sigaction(SIGCHLD, &chld, &old_chld) != 0) {
+		log_error("cannot watch the workers: %s", strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		return 1;
 	}
 	worker_mask = old;
@@ -160,13 +184,16 @@ int workers_run(const char *db_path, const struct relay_options *options,
 		}
 		ended = workers_collect(workers, count);
 		running -= ended;
-		/* A daemon's worker never ends alone; a --once worker ends when
-		 * its share is done, and only a failure stops the others. */
+		/* A daemon's worker never ends alone: if one does, even
+		 * cleanly, the command fails, so that a service manager starts
+		 * them all again. A --once worker ends when its share is done,
+		 * and only a failure stops the others. */
 		for (int i = 0; i < count && ended > 0 && !stopping; i++) {
 			if (workers[i].pid == 0 &&
 			    (!options->once || workers[i].status != 0)) {
 				log_warn("worker %d ended: stopping the others",
 					 i + 1);
+				workers[i].status = 1;
 				stopping = 1;
 				workers_signal(workers, count, SIGTERM);
 			}
@@ -178,6 +205,11 @@ int workers_run(const char *db_path, const struct relay_options *options,
 			workers[i].status = 1;
 		status |= workers[i].status;
 	}
+	/* A stop that came after the last worker ended must not kill us as
+	 * the mask is restored: it has been answered. */
+	while (sigtimedwait(&watched, NULL, &now) > 0)
+		;
+	sigaction(SIGCHLD, &old_chld, NULL);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return status;
 }

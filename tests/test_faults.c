@@ -460,6 +460,17 @@ static pid_t worker_pid(struct tu_env *env, const char *log_name, int k)
 	return pid;
 }
 
+/* Starts `run DB opts` (two workers) logging to workers.log, and waits
+ * until both workers have started. */
+static pid_t two_workers_start(struct tu_env *env, const char *const opts[])
+{
+	pid_t pid = daemon_start(env, "workers.log", opts);
+
+	ck_assert_int_eq(log_wait(env, "workers.log", "worker=2 pid=", 10000), 1);
+	ck_assert_int_eq(log_wait(env, "workers.log", "worker=1 pid=", 10000), 1);
+	return pid;
+}
+
 START_TEST(workers_share_the_outbox)
 {
 	enum { WORKERS = 3, N = 600 };
@@ -511,9 +522,7 @@ START_TEST(sigterm_stops_every_worker)
 
 	env_open(&env, "workersterm");
 	tu_provision(&env, "default", "/", "application/json");
-	pid = daemon_start(&env, "workers.log", opts);
-	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=2 pid=", 10000), 1);
-	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=1 pid=", 10000), 1);
+	pid = two_workers_start(&env, opts);
 	produce(&env, NULL, N, NULL);
 	t = wait_delivered(&env, N, SETTLE_MS);
 	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
@@ -570,9 +579,7 @@ START_TEST(killed_worker_stops_the_others)
 
 	env_open(&env, "workerkill");
 	tu_provision(&env, "default", "/", "application/json");
-	pid = daemon_start(&env, "workers.log", opts);
-	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=2 pid=", 10000), 1);
-	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=1 pid=", 10000), 1);
+	pid = two_workers_start(&env, opts);
 	second = worker_pid(&env, "workers.log", 2);
 	ck_assert_int_gt(second, 0);
 	ck_assert_int_ne(second, pid);
@@ -599,9 +606,7 @@ START_TEST(killed_parent_stops_its_workers)
 
 	env_open(&env, "workerorphans");
 	tu_provision(&env, "default", "/", "application/json");
-	pid = daemon_start(&env, "workers.log", opts);
-	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=2 pid=", 10000), 1);
-	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=1 pid=", 10000), 1);
+	pid = two_workers_start(&env, opts);
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	ck_assert_int_eq(tu_wait(pid, 5000), 128 + SIGKILL);
 	/* No orphan keeps running: each worker stops as if told to. */
@@ -629,9 +634,7 @@ START_TEST(each_worker_serves_its_metrics)
 
 	env_open(&env, "workersmetrics");
 	tu_provision(&env, "default", "/", "application/json");
-	pid = daemon_start(&env, "workers.log", opts);
-	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=2 pid=", 10000), 1);
-	ck_assert_int_eq(log_wait(&env, "workers.log", "worker=1 pid=", 10000), 1);
+	pid = two_workers_start(&env, opts);
 	text = log_of(&env, "workers.log");
 	for (at = text; (at = strstr(at, "metrics listening")) != NULL; at++) {
 		const char *port = strstr(at, "port=");
@@ -653,6 +656,59 @@ START_TEST(each_worker_serves_its_metrics)
 		free(body);
 	}
 	daemon_stop(pid);
+	tu_env_close(&env);
+}
+END_TEST
+
+START_TEST(worker_stopped_alone_fails_the_daemon)
+{
+	static const char *const opts[] = { "--workers", "2", NULL };
+	struct tu_env env;
+	pid_t pid, second;
+	char *text;
+
+	env_open(&env, "workeralone");
+	tu_provision(&env, "default", "/", "application/json");
+	pid = two_workers_start(&env, opts);
+	second = worker_pid(&env, "workers.log", 2);
+	ck_assert_int_gt(second, 0);
+	/* It stops cleanly, but nobody stopped the daemon. */
+	ck_assert_int_eq(kill(second, SIGTERM), 0);
+	ck_assert_int_eq(tu_wait(pid, 15000), 1);
+	text = log_of(&env, "workers.log");
+	ck_assert_msg(strstr(text, "worker 2 ended: stopping the others")
+		      != NULL, "%s", text);
+	ck_assert_int_eq(tu_count(text, "relay stopped"), 2);
+	free(text);
+	tu_env_close(&env);
+}
+END_TEST
+
+/* Started with SIGCHLD ignored (a careless launcher), the parent still
+ * sees its workers end. */
+START_TEST(workers_end_though_sigchld_ignored)
+{
+	enum { N = 20 };
+	struct tu_env env;
+	struct tally t;
+	char *err = NULL;
+	char *argv[] = {
+		/* bash: dash does not pass an ignored SIGCHLD on. */
+		(char *)"/bin/bash", (char *)"-c",
+		(char *)"trap '' CHLD; exec \"$0\" run --once --workers 2 \"$1\"",
+		getenv("SMARTRELAY_BIN"), NULL, NULL,
+	};
+
+	env_open(&env, "workersigchld");
+	tu_provision(&env, "default", "/", "application/json");
+	produce(&env, NULL, N, NULL);
+	argv[4] = env.db;
+	ck_assert_int_eq(tu_run(argv, CMD_TIMEOUT_MS, NULL, &err), 0);
+	ck_assert_int_eq(tu_count(err, "relay stopped"), 2);
+	ck_assert_msg(strstr(err, " error ") == NULL, "%s", err);
+	free(err);
+	t = tally(&env);
+	ck_assert_int_eq(t.by_status[EVENT_DELIVERED], N);
 	tu_env_close(&env);
 }
 END_TEST
@@ -1154,6 +1210,8 @@ static Suite *faults_suite(void)
 	tcase_add_test(leases, killed_worker_stops_the_others);
 	tcase_add_test(leases, killed_parent_stops_its_workers);
 	tcase_add_test(leases, each_worker_serves_its_metrics);
+	tcase_add_test(leases, worker_stopped_alone_fails_the_daemon);
+	tcase_add_test(leases, workers_end_though_sigchld_ignored);
 	tcase_add_test(leases, workers_bad_usage);
 	tcase_add_test(receiver, transient_failures_retry_until_delivered);
 	tcase_add_test(receiver, receiver_down_then_back);

@@ -31,6 +31,34 @@ START_TEST(format_is_the_contract_text)
 }
 END_TEST
 
+/* The date of recent seconds is kept: seconds that come and go in turn
+ * still format each as itself. */
+START_TEST(format_keeps_no_stale_date)
+{
+	static const int64_t order[] = {
+		1426380377123LL, 1426380437000LL, 1426380377999LL, 0,
+		1426380497001LL, 1426380437500LL, -1, 1426380377000LL, -1000,
+		4102444799999LL, 1426380377001LL,
+	};
+	static const char *const texts[] = {
+		"2015-03-15T00:46:17.123Z", "2015-03-15T00:47:17.000Z",
+		"2015-03-15T00:46:17.999Z", "1970-01-01T00:00:00.000Z",
+		"2015-03-15T00:48:17.001Z", "2015-03-15T00:47:17.500Z",
+		"1969-12-31T23:59:59.999Z", "2015-03-15T00:46:17.000Z",
+		"1969-12-31T23:59:59.000Z", "2099-12-31T23:59:59.999Z",
+		"2015-03-15T00:46:17.001Z",
+	};
+	char text[TIME_TEXT_SIZE];
+
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+			time_format(order[i], text);
+			ck_assert_str_eq(text, texts[i]);
+		}
+	}
+}
+END_TEST
+
 START_TEST(parse_accepts_prefixes)
 {
 	static const struct {
@@ -134,6 +162,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, format_is_the_contract_text);
+	tcase_add_test(tc, format_keeps_no_stale_date);
 	tcase_add_test(tc, parse_accepts_prefixes);
 	tcase_add_test(tc, parse_refuses_junk);
 	tcase_add_test(tc, seconds);

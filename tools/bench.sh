@@ -27,7 +27,9 @@ RATE=${BENCH_RATE:-100}
 SECONDS_=${BENCH_SECONDS:-10}
 IDLE=${BENCH_IDLE:-10}
 REPEAT=${BENCH_REPEAT:-3}
+# One worker per core, up to the 64 that run --workers takes.
 WORKERS=${BENCH_WORKERS:-$(nproc)}
+[ "$WORKERS" -le 64 ] || WORKERS=64
 
 if ! command -v python3 >/dev/null 2>&1; then
 	echo "bench: python3 is missing (sh tools/bootstrap.sh bench installs it)" >&2
@@ -136,7 +138,7 @@ keep_outbox=1
 round=0
 while [ $round -lt "$REPEAT" ]; do
 	round=$((round + 1))
-	echo "bench: round $round of $REPEAT: relay, ${WORKERS} workers, ceiling" >&2
+	echo "bench: round $round of $REPEAT: the relay, --workers $WORKERS, the ceiling" >&2
 	relay_once relay "$N"
 	if [ "$WORKERS" -gt 1 ]; then
 		relay_args="--workers $WORKERS"

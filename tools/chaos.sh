@@ -152,15 +152,22 @@ while [ $killed -lt "$kills" ]; do
 	running $victim || victim=0
 	if running $victim && [ $((RANDOM % 5)) -eq 0 ]; then
 		# Frozen past its lease, as a stalled host would be: its claims
-		# are taken over and its late outcomes must be refused.
-		kill -STOP "${pids[$victim]}"
+		# are taken over and its late outcomes must be refused. A worker
+		# group is frozen whole.
+		frozen=("${pids[$victim]}")
+		children=()
+		read -ra children <"/proc/${frozen[0]}/task/${frozen[0]}/children" ||
+			true
+		frozen+=("${children[@]}")
+		kill -STOP "${frozen[@]}"
 		sleep 2.5
-		kill -CONT "${pids[$victim]}"
+		kill -CONT "${frozen[@]}"
 		paused=$((paused + 1))
 	elif running $victim; then
 		target=${pids[$victim]}
 		if [ "$workers" -gt 1 ] && [ $((RANDOM % 2)) -eq 0 ]; then
 			# One worker dies; its parent then stops the others.
+			children=()
 			read -ra children <"/proc/$target/task/$target/children" || true
 			[ ${#children[@]} -eq 0 ] ||
 				target=${children[RANDOM % ${#children[@]}]}

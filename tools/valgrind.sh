@@ -62,8 +62,7 @@ produce() {
 }
 
 valgrind --leak-check=full --errors-for-leak-kinds=definite \
-	--error-exitcode=99 --trace-children=yes \
-	--log-file="$dir/valgrind.%p.log" \
+	--error-exitcode=99 --log-file="$dir/valgrind.%p.log" \
 	"$relay" run "$db" --workers 2 --retry-base 0.05 --retry-max 0.2 \
 	--timeout 90 --lease 100 --grace 0.2 2>"$dir/relay.log" &
 relay_pid=$!
