@@ -52,7 +52,6 @@ void log_use_syslog(const char *ident)
 static void log_emit(enum log_level level, const char *fmt, va_list ap)
 	SR_PRINTF(2, 0);
 
-
 /*
  * Messages carry cloud_ids, keys and peers' words: a line break or a
  * terminal escape in them must not forge or hide a log line.

@@ -926,6 +926,7 @@ static int stop_signal_repeated(struct relay *relay,
 static void handle_signals(struct relay *relay)
 {
 	struct signalfd_siginfo info;
+	int repeated;
 
 	while (read(relay->signal_fd, &info, sizeof(info)) == sizeof(info)) {
 		if (info.ssi_signo == SIGHUP) {
@@ -933,14 +934,14 @@ static void handle_signals(struct relay *relay)
 			check_changes(relay, 1);
 			continue;
 		}
+		repeated = stop_signal_repeated(relay, &info);
 		if (!relay->stopping) {
-			(void)stop_signal_repeated(relay, &info);
 			relay->stopping = 1;
 			relay->stop_deadline_ms = time_mono_ms() + relay->opt->grace_ms;
 			log_info("stopping: %d transfers in flight get %" PRId64
 				 " ms", transfer_pool_active(relay->pool),
 				 relay->opt->grace_ms);
-		} else if (stop_signal_repeated(relay, &info)) {
+		} else if (repeated) {
 			/* A second signal: no more waiting. */
 			relay->stop_deadline_ms = time_mono_ms();
 		}

@@ -117,6 +117,7 @@ int workers_run(const char *db_path, const struct relay_options *options,
 	struct sigaction chld = { .sa_handler = SIG_DFL }, old_chld;
 	const struct timespec now = { 0, 0 };
 	sigset_t watched, old, worker_mask;
+	pid_t parent = getpid();
 	int running = 0, stopping = 0, status = 0;
 
 	if (count <= 1)
@@ -145,8 +146,6 @@ int workers_run(const char *db_path, const struct relay_options *options,
 	sigaddset(&worker_mask, SIGHUP);
 	log_info("starting %d workers", count);
 	for (int i = 0; i < count; i++) {
-		pid_t parent = getpid();
-
 		workers[i].pid = fork();
 		if (workers[i].pid == 0)
 			return worker_main(db_path, options, i, &worker_mask,
