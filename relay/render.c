@@ -8,8 +8,10 @@
 #include "render.h"
 
 #include <inttypes.h>
+#include <stdalign.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,6 +441,47 @@ static int out_json_scalar(struct out *o, const char *s, size_t n)
 	rc = out_json(o, str, true);
 	json_decref(str);
 	return rc;
+}
+
+/* ---- scratch memory for jansson ---------------------------------------- */
+
+/*
+ * Rendering one JSON body builds two short-lived jansson trees, the parties
+ * and the body's check, some seventy allocations an event, all freed before
+ * render_checked returns. While it runs, jansson takes its memory from this
+ * block in order, and the block is taken back whole once all of it has been
+ * freed; what does not fit comes from malloc, as before.
+ */
+#define SCRATCH_SIZE (64 * 1024)
+
+static struct {
+	alignas(max_align_t) unsigned char block[SCRATCH_SIZE];
+	size_t used;
+	size_t live; /* allocations from block not yet freed */
+} scratch;
+
+static void *scratch_malloc(size_t n)
+{
+	const size_t align = alignof(max_align_t);
+	size_t need = (n + align - 1) & ~(align - 1);
+	void *p;
+
+	if (n == 0 || need < n || need > SCRATCH_SIZE - scratch.used)
+		return malloc(n);
+	p = scratch.block + scratch.used;
+	scratch.used += need;
+	scratch.live++;
+	return p;
+}
+
+static void scratch_free(void *p)
+{
+	if ((uintptr_t)p - (uintptr_t)scratch.block >= SCRATCH_SIZE) {
+		free(p);
+		return;
+	}
+	if (--scratch.live == 0)
+		scratch.used = 0;
 }
 
 /* ---- interested parties ------------------------------------------------ */
@@ -916,11 +959,15 @@ static int render_checked(struct render_template *tmpl,
 			  size_t errlen)
 {
 	struct out o = { .limit = RENDER_MAX_BODY };
+	json_malloc_t saved_malloc;
+	json_free_t saved_free;
 	int rc = -1;
 
 	*body = NULL;
 	*len = 0;
 	*malformed = false;
+	json_get_alloc_funcs(&saved_malloc, &saved_free);
+	json_set_alloc_funcs(scratch_malloc, scratch_free);
 	if (template_render(tmpl, ev, &o, err, errlen) != 0)
 		goto out;
 	if (body_check(tmpl, o.buf, o.len, err, errlen) != 0) {
@@ -933,6 +980,7 @@ static int render_checked(struct render_template *tmpl,
 	o.buf = NULL;
 	rc = 0;
 out:
+	json_set_alloc_funcs(saved_malloc, saved_free);
 	free(o.buf);
 	return rc;
 }

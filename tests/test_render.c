@@ -362,6 +362,58 @@ START_TEST(parties_large)
 }
 END_TEST
 
+/*
+ * One template renders event after event: a body far larger than the
+ * scratch block jansson borrows, a failure midway through the parties, and
+ * plain events around them all come out whole.
+ */
+START_TEST(bodies_in_turn)
+{
+	char *large = parties_of(3000, 8);
+	const char *bad = "[" ERIC ",{\"username\":\"x\",\"device\":7}]";
+	struct render_template *tmpl = NULL;
+	struct render_event ev = example;
+	char err[256], number[32], want[512], *body;
+	size_t len;
+
+	ck_assert_int_eq(render_template_new(NULL, CONTENT_JSON, &tmpl, err,
+					     sizeof(err)), 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(number, sizeof(number), "+420%09d", i);
+		ev = event_with(0, number);
+		if (i % 100 == 50)
+			ev.interested_parties = large;
+		else if (i % 100 == 70)
+			ev.interested_parties = bad;
+		body = NULL;
+		if (i % 100 == 70) {
+			ck_assert_int_ne(render_body(tmpl, &ev, &body, &len,
+						     err, sizeof(err)), 0);
+			ck_assert_ptr_null(body);
+			ck_assert_str_eq(err, "interested_parties[1]: device "
+					      "is not a string");
+			continue;
+		}
+		ck_assert_msg(render_body(tmpl, &ev, &body, &len, err,
+					  sizeof(err)) == 0, "%s", err);
+		if (i % 100 == 50) {
+			ck_assert_int_eq(count(body, "\"username\":"), 3000);
+		} else {
+			snprintf(want, sizeof(want), "{\n"
+				 "    \"newSmartNumber\" : \"%s\",\n"
+				 "    \"networkId\" : \"network_1\",\n"
+				 "    \"newSmartUri\" : \"sip_uri_1\",\n"
+				 "    \"interestedParties\" : " PARTIES_JSON "\n"
+				 "}", number);
+			ck_assert_str_eq(body, want);
+		}
+		free(body);
+	}
+	render_template_free(tmpl);
+	free(large);
+}
+END_TEST
+
 START_TEST(parties_over_bound)
 {
 	/* About 1.6 MB of parties, whichever the kind. */
@@ -1090,6 +1142,7 @@ static Suite *render_suite(void)
 	tcase_add_loop_test(tc, parties_invalid, 0, N(party_errors));
 	tcase_add_test(tc, parties_large);
 	tcase_add_test(tc, parties_over_bound);
+	tcase_add_test(tc, bodies_in_turn);
 	tcase_add_loop_test(tc, scalar_escaping, 0, N(escapes));
 	tcase_add_test(tc, xml_illegal_names_code_point);
 	tcase_add_loop_test(tc, scalar_invalid_utf8, 0, N(bad_utf8));
