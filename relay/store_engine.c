@@ -5,8 +5,8 @@
  * PostgreSQL; anything else is an SQLite path. To add a store function:
  * declare it in store.h, add its pointer to struct store_engine, write it
  * as a static function in store_sqlite.c and store_pg.c and name it in both
- * engine tables, and add its one-line forwarder here. What both engines'
- * copy functions share (no SQL) is at the end.
+ * engine tables, and add its one-line forwarder here. What both engines
+ * share (no SQL) is at the end.
  */
 #include "store_engine.h"
 
@@ -248,7 +248,33 @@ int store_copy_write(struct store *store, const struct copy_event *events,
 					    results);
 }
 
-/* ---- shared by the engines' copy functions ----------------------------- */
+/* ---- shared by the engines --------------------------------------------- */
+
+void store_config_rows_free(struct config_row *rows, size_t count)
+{
+	if (rows == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(rows[i].cloud_id);
+		free(rows[i].key);
+		free(rows[i].value);
+	}
+	free(rows);
+}
+
+void store_events_free(struct event *events, size_t count)
+{
+	if (events == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(events[i].cloud_id);
+		free(events[i].new_smart_number);
+		free(events[i].network_id);
+		free(events[i].new_smart_uri);
+		free(events[i].interested_parties);
+	}
+	free(events);
+}
 
 void store_copy_events_free(struct copy_event *events, size_t count)
 {

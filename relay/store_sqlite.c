@@ -1042,18 +1042,6 @@ static int sqlite_store_wait_fd(struct store *store)
 
 /* ---- configuration ------------------------------------------------------ */
 
-void store_config_rows_free(struct config_row *rows, size_t count)
-{
-	if (rows == NULL)
-		return;
-	for (size_t i = 0; i < count; i++) {
-		free(rows[i].cloud_id);
-		free(rows[i].key);
-		free(rows[i].value);
-	}
-	free(rows);
-}
-
 /* Makes room for one more element in *array of *cap elements of size. */
 static int array_grow(struct store *store, void **array, size_t *cap,
 		      size_t count, size_t size)
@@ -1259,20 +1247,6 @@ static int sqlite_store_enqueue_batch(struct store *store,
 }
 
 /* ---- claims and outcomes ------------------------------------------------ */
-
-void store_events_free(struct event *events, size_t count)
-{
-	if (events == NULL)
-		return;
-	for (size_t i = 0; i < count; i++) {
-		free(events[i].cloud_id);
-		free(events[i].new_smart_number);
-		free(events[i].network_id);
-		free(events[i].new_smart_uri);
-		free(events[i].interested_parties);
-	}
-	free(events);
-}
 
 static int claimed_read(struct store *store, struct event *ev, int64_t token)
 {
