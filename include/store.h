@@ -126,6 +126,9 @@ void store_config_rows_free(struct config_row *rows, size_t count);
 /* For set and unset, a NULL cloud_id is 'default'. Inserts or replaces. */
 int store_config_set(struct store *store, const char *cloud_id,
 		     const char *key, const char *value);
+/* Sets key only if it is not set yet; *added says whether it was. */
+int store_config_add(struct store *store, const char *cloud_id,
+		     const char *key, const char *value, int *added);
 /* *removed (may be NULL) is set to the number of rows deleted (0 or 1). */
 int store_config_unset(struct store *store, const char *cloud_id,
 		       const char *key, int *removed);

@@ -540,25 +540,34 @@ static void outcome_attempted(struct relay *relay, struct flight *f,
 			 f->error);
 }
 
-/* A 410 disables the app's endpoint in the database, until an operator
- * enables it again; the relay stops sending to it at once. */
+/*
+ * A 410 disables the app's endpoint in the database, until an operator
+ * enables it again; the relay stops sending to it at once. The first relay
+ * to meet the 410 writes the reason and says so; another (a second worker)
+ * leaves that reason as it is.
+ */
 static void app_disable(struct relay *relay, struct app *app)
 {
 	char now[TIME_TEXT_SIZE], reason[64];
-	int rc;
+	int rc, added = 1;
 
 	if (app->ep && app->ep->disabled)
 		return;
 	time_format(time_now_ms(), now);
 	snprintf(reason, sizeof(reason), "HTTP 410 Gone at %s", now);
-	rc = store_config_set(relay->store, app->cloud_id, ENDPOINT_DISABLED,
-			      reason);
+	rc = store_config_add(relay->store, app->cloud_id, ENDPOINT_DISABLED,
+			      reason, &added);
 	if (rc != STORE_OK)
 		store_trouble(relay, "disable endpoint", rc);
 	if (app->ep && !app->ep->disabled)
 		app->ep->disabled = strdup(reason);
 	metrics_config_state(relay->metrics, app->cloud_id,
 			     METRICS_CONFIG_DISABLED);
+	if (!added) {
+		log_info("endpoint cloud_id=%s answered 410 and was already "
+			 "disabled", app->cloud_id);
+		return;
+	}
 	log_error("endpoint disabled cloud_id=%s reason=\"%s\"; enable it with "
 		  "`smartrelay config DB enable --cloud-id %s`",
 		  app->cloud_id, reason, app->cloud_id);

@@ -115,6 +115,13 @@ int store_config_set(struct store *store, const char *cloud_id,
 	return engine_of(store)->config_set(store, cloud_id, key, value);
 }
 
+int store_config_add(struct store *store, const char *cloud_id,
+		     const char *key, const char *value, int *added)
+{
+	return engine_of(store)->config_add(store, cloud_id, key, value,
+					    added);
+}
+
 int store_config_unset(struct store *store, const char *cloud_id,
 		       const char *key, int *removed)
 {

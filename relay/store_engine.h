@@ -27,6 +27,8 @@ struct store_engine {
 			   struct config_row **rows, size_t *count);
 	int (*config_set)(struct store *store, const char *cloud_id,
 			  const char *key, const char *value);
+	int (*config_add)(struct store *store, const char *cloud_id,
+			  const char *key, const char *value, int *added);
 	int (*config_unset)(struct store *store, const char *cloud_id,
 			    const char *key, int *removed);
 	int (*pending_cloud_ids)(struct store *store, size_t max, char ***ids,

@@ -61,6 +61,7 @@ enum stmt {
 	STMT_SAVEPOINT_ROLLBACK,
 	STMT_CONFIG_LIST,
 	STMT_CONFIG_SET,
+	STMT_CONFIG_ADD,
 	STMT_CONFIG_UNSET,
 	STMT_PENDING_CLOUD_IDS,
 	STMT_ENQUEUE,
@@ -120,6 +121,10 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"INSERT INTO config (cloud_id, key, value)"
 		" VALUES (coalesce($1::text, 'default'), $2, $3)"
 		" ON CONFLICT (cloud_id, key) DO UPDATE SET value = excluded.value" },
+	[STMT_CONFIG_ADD] = { "config_add", 3,
+		"INSERT INTO config (cloud_id, key, value)"
+		" VALUES (coalesce($1::text, 'default'), $2, $3)"
+		" ON CONFLICT (cloud_id, key) DO NOTHING" },
 	[STMT_CONFIG_UNSET] = { "config_unset", 2,
 		"DELETE FROM config"
 		" WHERE cloud_id = coalesce($1::text, 'default') AND key = $2" },
@@ -1031,6 +1036,22 @@ static int pg_store_config_set(struct store *store, const char *cloud_id,
 	param_text(&p, key);
 	param_text(&p, value);
 	return stmt_exec(store, STMT_CONFIG_SET, &p, NULL);
+}
+
+static int pg_store_config_add(struct store *store, const char *cloud_id,
+			       const char *key, const char *value, int *added)
+{
+	struct params p = { .count = 0 };
+	int64_t changes = 0;
+	int rc;
+
+	param_text(&p, cloud_id);
+	param_text(&p, key);
+	param_text(&p, value);
+	rc = stmt_exec(store, STMT_CONFIG_ADD, &p, &changes);
+	if (rc == STORE_OK && added != NULL)
+		*added = changes > 0;
+	return rc;
 }
 
 static int pg_store_config_unset(struct store *store, const char *cloud_id,
@@ -2123,6 +2144,7 @@ const struct store_engine store_pg_engine = {
 	.wait_fd = pg_store_wait_fd,
 	.config_list = pg_store_config_list,
 	.config_set = pg_store_config_set,
+	.config_add = pg_store_config_add,
 	.config_unset = pg_store_config_unset,
 	.pending_cloud_ids = pg_store_pending_cloud_ids,
 	.enqueue = pg_store_enqueue,

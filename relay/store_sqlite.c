@@ -59,6 +59,7 @@ enum stmt {
 	/* Need the current schema: prepared after the migrations. */
 	STMT_CONFIG_LIST,
 	STMT_CONFIG_SET,
+	STMT_CONFIG_ADD,
 	STMT_CONFIG_UNSET,
 	STMT_PENDING_CLOUD_IDS,
 	STMT_ENQUEUE,
@@ -192,6 +193,10 @@ static const struct stmt_spec stmt_specs[STMT_COUNT] = {
 		"INSERT INTO config (cloud_id, key, value)"
 		" VALUES (ifnull(?1, 'default'), ?2, ?3)"
 		" ON CONFLICT (cloud_id, key) DO UPDATE SET value = excluded.value" },
+	[STMT_CONFIG_ADD] = { "config_add",
+		"INSERT INTO config (cloud_id, key, value)"
+		" VALUES (ifnull(?1, 'default'), ?2, ?3)"
+		" ON CONFLICT (cloud_id, key) DO NOTHING" },
 	[STMT_CONFIG_UNSET] = { "config_unset",
 		"DELETE FROM config"
 		" WHERE cloud_id = ifnull(?1, 'default') AND key = ?2" },
@@ -1101,23 +1106,46 @@ static int sqlite_store_config_list(struct store *store, const char *cloud_id,
 	return STORE_OK;
 }
 
-static int sqlite_store_config_set(struct store *store, const char *cloud_id,
-		     const char *key, const char *value)
+/* STMT_CONFIG_SET or STMT_CONFIG_ADD; *changed (may be NULL) says whether
+ * a row was written. */
+static int config_write(struct store *store, enum stmt id,
+			const char *cloud_id, const char *key,
+			const char *value, int *changed)
 {
+	int64_t changes = 0;
 	int rc = tx_begin(store);
 
 	if (rc != STORE_OK)
 		return rc;
-	rc = bind_text(store, STMT_CONFIG_SET, 1, cloud_id);
+	rc = bind_text(store, id, 1, cloud_id);
 	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_CONFIG_SET, 2, key);
+		rc = bind_text(store, id, 2, key);
 	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_CONFIG_SET, 3, value);
-	if (rc == STORE_OK)
-		rc = stmt_exec(store, STMT_CONFIG_SET);
-	else
-		rc = stmt_reset(store, STMT_CONFIG_SET, rc);
-	return tx_end(store, rc);
+		rc = bind_text(store, id, 3, value);
+	if (rc == STORE_OK) {
+		rc = stmt_exec(store, id);
+		changes = sqlite3_changes64(store->db);
+	} else {
+		rc = stmt_reset(store, id, rc);
+	}
+	rc = tx_end(store, rc);
+	if (rc == STORE_OK && changed != NULL)
+		*changed = changes > 0;
+	return rc;
+}
+
+static int sqlite_store_config_set(struct store *store, const char *cloud_id,
+		     const char *key, const char *value)
+{
+	return config_write(store, STMT_CONFIG_SET, cloud_id, key, value, NULL);
+}
+
+static int sqlite_store_config_add(struct store *store, const char *cloud_id,
+				   const char *key, const char *value,
+				   int *added)
+{
+	return config_write(store, STMT_CONFIG_ADD, cloud_id, key, value,
+			    added);
 }
 
 static int sqlite_store_config_unset(struct store *store, const char *cloud_id,
@@ -2255,6 +2283,7 @@ const struct store_engine store_sqlite_engine = {
 	.wait_fd = sqlite_store_wait_fd,
 	.config_list = sqlite_store_config_list,
 	.config_set = sqlite_store_config_set,
+	.config_add = sqlite_store_config_add,
 	.config_unset = sqlite_store_config_unset,
 	.pending_cloud_ids = sqlite_store_pending_cloud_ids,
 	.enqueue = sqlite_store_enqueue,

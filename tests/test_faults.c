@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "endpoint.h"
 #include "store.h"
 #include "testutil.h"
 #include "timeutil.h"
@@ -713,6 +715,65 @@ START_TEST(workers_end_though_sigchld_ignored)
 }
 END_TEST
 
+/*
+ * Two workers that both meet the 410 disable the endpoint once: the first
+ * writes its reason and says so, the second leaves them as they are. The
+ * race is not forced, so the run repeats until both workers sent.
+ */
+START_TEST(workers_meeting_410_disable_once)
+{
+	enum { N = 16, SLOTS = 4, TRIES = 10 };
+	struct tu_env env;
+	struct config_row *rows = NULL;
+	struct store *store;
+	size_t count = 0;
+	char *err = NULL, logged[128];
+	bool raced = false;
+
+	env_open(&env, "workersgone");
+	tu_provision(&env, "default", "/status/410", "application/json");
+	for (int i = 0; i < TRIES && !raced; i++) {
+		produce(&env, NULL, N, NULL);
+		ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, &err,
+					       "run", "--once", "--workers",
+					       "2", "--concurrency", "4",
+					       env.db, NULL), 0);
+		ck_assert_msg(tu_count(err, " error endpoint disabled") == 1,
+			      "%s", err);
+		/* More answers than one worker's slots: both sent. */
+		raced = tu_count(err, "outcome=gone") > SLOTS;
+		if (raced) {
+			ck_assert_msg(tu_count(err, "was already disabled")
+				      == 1, "%s", err);
+			store = store_open_ok(env.db);
+			ck_assert_int_eq(store_config_list(store, NULL, &rows,
+							   &count), STORE_OK);
+			snprintf(logged, sizeof(logged), "no %s row",
+				 ENDPOINT_DISABLED);
+			for (size_t k = 0; k < count; k++) {
+				if (strcmp(rows[k].key, ENDPOINT_DISABLED) != 0)
+					continue;
+				/* The reason kept is the one logged. */
+				snprintf(logged, sizeof(logged),
+					 "reason=\"%s\"", rows[k].value);
+				ck_assert_msg(strstr(err, logged) != NULL,
+					      "%s not in %s", logged, err);
+				logged[0] = '\0';
+			}
+			ck_assert_str_eq(logged, "");
+			store_config_rows_free(rows, count);
+			store_close(store);
+		}
+		free(err);
+		ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, NULL,
+					       "config", env.db, "enable",
+					       NULL), 0);
+	}
+	ck_assert_msg(raced, "the workers never both met the 410");
+	tu_env_close(&env);
+}
+END_TEST
+
 START_TEST(workers_bad_usage)
 {
 	struct tu_env env;
@@ -1212,6 +1273,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(leases, each_worker_serves_its_metrics);
 	tcase_add_test(leases, worker_stopped_alone_fails_the_daemon);
 	tcase_add_test(leases, workers_end_though_sigchld_ignored);
+	tcase_add_test(leases, workers_meeting_410_disable_once);
 	tcase_add_test(leases, workers_bad_usage);
 	tcase_add_test(receiver, transient_failures_retry_until_delivered);
 	tcase_add_test(receiver, receiver_down_then_back);

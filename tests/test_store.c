@@ -1390,7 +1390,7 @@ START_TEST(test_config_set_unset_list)
 {
 	struct config_row *rows = NULL;
 	size_t count = 0;
-	int removed = -1;
+	int removed = -1, added = -1;
 	struct db db;
 
 	db_open(&db, "store_config");
@@ -1437,6 +1437,25 @@ START_TEST(test_config_set_unset_list)
 	ck_assert_int_eq(store_config_list(db.store, "b", &rows, &count),
 			 STORE_OK);
 	ck_assert_uint_eq(count, 0);
+	store_config_rows_free(rows, count);
+
+	/* Add sets a key only once: a second add keeps the first value. */
+	ck_assert_int_eq(store_config_add(db.store, "b", "k1", "first",
+					  &added), STORE_OK);
+	ck_assert_int_eq(added, 1);
+	ck_assert_int_eq(store_config_add(db.store, "b", "k1", "second",
+					  &added), STORE_OK);
+	ck_assert_int_eq(added, 0);
+	ck_assert_int_eq(store_config_add(db.store, NULL, "k2", "v3", &added),
+			 STORE_OK);
+	ck_assert_int_eq(added, 0);
+	ck_assert_int_eq(store_config_list(db.store, NULL, &rows, &count),
+			 STORE_OK);
+	ck_assert_uint_eq(count, 3);
+	ck_assert_str_eq(rows[1].cloud_id, "b");
+	ck_assert_str_eq(rows[1].value, "first");
+	ck_assert_str_eq(rows[2].key, "k2");
+	ck_assert_str_eq(rows[2].value, "v2");
 	store_config_rows_free(rows, count);
 	db_close(&db);
 }
