@@ -1106,8 +1106,11 @@ static int sqlite_store_config_list(struct store *store, const char *cloud_id,
 	return STORE_OK;
 }
 
-/* STMT_CONFIG_SET or STMT_CONFIG_ADD; *changed (may be NULL) says whether
- * a row was written. */
+/*
+ * Runs STMT_CONFIG_SET, _ADD or _UNSET (which has no value: NULL) on one
+ * key in a transaction of its own; *changed (may be NULL) is set to the
+ * number of rows written or deleted, 0 or 1.
+ */
 static int config_write(struct store *store, enum stmt id,
 			const char *cloud_id, const char *key,
 			const char *value, int *changed)
@@ -1120,7 +1123,7 @@ static int config_write(struct store *store, enum stmt id,
 	rc = bind_text(store, id, 1, cloud_id);
 	if (rc == STORE_OK)
 		rc = bind_text(store, id, 2, key);
-	if (rc == STORE_OK)
+	if (rc == STORE_OK && value != NULL)
 		rc = bind_text(store, id, 3, value);
 	if (rc == STORE_OK) {
 		rc = stmt_exec(store, id);
@@ -1151,24 +1154,8 @@ static int sqlite_store_config_add(struct store *store, const char *cloud_id,
 static int sqlite_store_config_unset(struct store *store, const char *cloud_id,
 		       const char *key, int *removed)
 {
-	int64_t changes = 0;
-	int rc = tx_begin(store);
-
-	if (rc != STORE_OK)
-		return rc;
-	rc = bind_text(store, STMT_CONFIG_UNSET, 1, cloud_id);
-	if (rc == STORE_OK)
-		rc = bind_text(store, STMT_CONFIG_UNSET, 2, key);
-	if (rc == STORE_OK) {
-		rc = stmt_exec(store, STMT_CONFIG_UNSET);
-		changes = sqlite3_changes64(store->db);
-	} else {
-		rc = stmt_reset(store, STMT_CONFIG_UNSET, rc);
-	}
-	rc = tx_end(store, rc);
-	if (rc == STORE_OK && removed != NULL)
-		*removed = (int)changes;
-	return rc;
+	return config_write(store, STMT_CONFIG_UNSET, cloud_id, key, NULL,
+			    removed);
 }
 
 static int64_t size_to_int64(size_t n)
