@@ -60,6 +60,16 @@ static const struct placeholder {
 	TOKEN("%interested_parties%", SLOT_PARTIES),
 };
 
+/* One step down a JSON tree: an object's member (key of len bytes), or
+ * an array's element when key is NULL. */
+struct tree_step {
+	char *key;
+	size_t len;
+	size_t index;
+};
+
+#define GIVEN_DEPTH_MAX 16
+
 struct segment {
 	enum slot slot;
 	size_t off; /* literal runs only: the run is text[off, off + len) */
@@ -85,6 +95,11 @@ struct render_template {
 	size_t nsegs;
 	size_t literal_len;        /* bytes of all literal runs together */
 	bool uses[SLOT_COUNT];
+	/* JSON, parties token once: where the parties sit in the body's
+	 * tree, for parties that arrive already in their rendered form. */
+	struct tree_step *given_path;
+	size_t given_depth;
+	bool given;
 	xmlParserCtxtPtr xml;      /* XML only: reused by every check */
 	struct xml_first_error xml_error; /* of the last check */
 };
@@ -548,6 +563,10 @@ out:
 	return rc;
 }
 
+/* What a JSON party is made of, around its two encoded strings. */
+#define PARTY_USERNAME "{\"username\":"
+#define PARTY_DEVICE ",\"device\":"
+
 /*
  * Appends the checked parties for kind. On a fault, *bad_index and
  * *bad_key say which value was being written.
@@ -568,9 +587,9 @@ static int out_parties(struct out *o, enum content_kind kind,
 		device = json_object_get(party, "device");
 		if (kind == CONTENT_JSON) {
 			if ((i > 0 && out_literal(o, ",") != 0) ||
-			    out_literal(o, "{\"username\":") != 0 ||
+			    out_literal(o, PARTY_USERNAME) != 0 ||
 			    out_json(o, user, false) != 0 ||
-			    out_literal(o, ",\"device\":") != 0 ||
+			    out_literal(o, PARTY_DEVICE) != 0 ||
 			    out_json(o, device, false) != 0 ||
 			    out_literal(o, "}") != 0)
 				return -1;
@@ -679,11 +698,25 @@ out:
 	return ctxt;
 }
 
+/* A JSON body's tree, or NULL with the parser's reason in msg. */
+static json_t *json_body_load(const char *body, size_t len, char *msg,
+			      size_t msglen)
+{
+	json_error_t jerr;
+	json_t *value;
+
+	/* Any value is a body; trailing garbage is not. */
+	value = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
+	if (value == NULL)
+		err_set(msg, msglen, "%s at line %d, column %d", jerr.text,
+			jerr.line, jerr.column);
+	return value;
+}
+
 /* Checks body; on failure the parser's own words land in msg. */
 static int body_check(struct render_template *tmpl, const char *body,
 		      size_t len, char *msg, size_t msglen)
 {
-	json_error_t jerr;
 	json_t *value;
 	xmlParserCtxtPtr fresh;
 	xmlDocPtr doc;
@@ -691,13 +724,9 @@ static int body_check(struct render_template *tmpl, const char *body,
 	int rc = -1;
 
 	if (tmpl->kind == CONTENT_JSON) {
-		/* Any value is a body; trailing garbage is not. */
-		value = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
-		if (value == NULL) {
-			err_set(msg, msglen, "%s at line %d, column %d",
-				jerr.text, jerr.line, jerr.column);
+		value = json_body_load(body, len, msg, msglen);
+		if (value == NULL)
 			goto out;
-		}
 		json_decref(value);
 		rc = 0;
 		goto out;
@@ -826,15 +855,22 @@ void render_template_free(struct render_template *tmpl)
 		return;
 	if (tmpl->xml != NULL)
 		xmlFreeParserCtxt(tmpl->xml);
+	for (size_t i = 0; i < tmpl->given_depth; i++)
+		free(tmpl->given_path[i].key);
+	free(tmpl->given_path);
 	free(tmpl->segs);
 	free(tmpl->text);
 	free(tmpl);
 }
 
-/* Renders the slots of tmpl; bodies are checked by the caller. */
+/*
+ * Renders the slots of tmpl for ev into o; bodies are checked by the
+ * caller. With given, the parties are copied as they are (see "parties as
+ * given"); otherwise they are parsed, checked and encoded.
+ */
 static int template_render(const struct render_template *tmpl,
-			   const struct render_event *ev, struct out *o,
-			   char *err, size_t errlen)
+			   const struct render_event *ev, bool given,
+			   struct out *o, char *err, size_t errlen)
 {
 	const char *values[SLOT_COUNT] = { NULL };
 	size_t lens[SLOT_COUNT] = { 0 };
@@ -874,7 +910,7 @@ static int template_render(const struct render_template *tmpl,
 		goto out;
 	}
 
-	if (tmpl->uses[SLOT_PARTIES] &&
+	if (tmpl->uses[SLOT_PARTIES] && !given &&
 	    parties_parse(values[SLOT_PARTIES], &parties, err, errlen) != 0)
 		goto out;
 
@@ -893,8 +929,9 @@ static int template_render(const struct render_template *tmpl,
 				goto fault;
 			break;
 		case SLOT_PARTIES:
-			if (out_parties(o, tmpl->kind, parties, &bad_index,
-					&bad_key) != 0)
+			if ((given ? out_append(o, values[field], lens[field])
+				   : out_parties(o, tmpl->kind, parties,
+						 &bad_index, &bad_key)) != 0)
 				goto fault;
 			break;
 		default:
@@ -948,6 +985,202 @@ out:
 	return rc;
 }
 
+/* ---- parties as given -------------------------------------------------- */
+
+/*
+ * Parties written with SQLite's json_array() and json_object(), or by any
+ * compact encoder, are stored already in the form the body carries: then
+ * the body is rendered with them copied as they are, and its check proves
+ * that form. In the checked tree, the node where the template puts the
+ * parties must be an array of objects holding username then device, both
+ * strings, and nothing else, and it must encode back to exactly the bytes
+ * given. Those bytes are then what parsing and encoding them would have
+ * written, so the body is the one the general way renders, checked as
+ * every body is. Parties in any other form, and any event this way cannot
+ * render, take the general way, with its messages.
+ */
+
+static bool parties_look_given(const char *text)
+{
+	return strncmp(text, "[{\"username\":\"", 14) == 0 ||
+	       strcmp(text, "[]") == 0;
+}
+
+static bool key_is(void *iter, const char *key, size_t len)
+{
+	return json_object_iter_key_len(iter) == len &&
+	       memcmp(json_object_iter_key(iter), key, len) == 0 &&
+	       json_is_string(json_object_iter_value(iter));
+}
+
+struct given_text {
+	const char *text;
+	size_t len;
+	size_t pos; /* bytes matched so far */
+};
+
+static int given_compare(const char *buf, size_t size, void *data)
+{
+	struct given_text *g = data;
+
+	if (size > g->len - g->pos || memcmp(g->text + g->pos, buf, size) != 0)
+		return -1;
+	g->pos += size;
+	return 0;
+}
+
+static bool given_literal(struct given_text *g, const char *literal)
+{
+	return given_compare(literal, strlen(literal), g) == 0;
+}
+
+static bool given_value(struct given_text *g, void *iter)
+{
+	return json_dump_callback(json_object_iter_value(iter), given_compare,
+				  g, JSON_OUT_FLAGS) == 0;
+}
+
+/* Whether text is, byte for byte, what out_parties writes for node. */
+static bool parties_node_given(json_t *node, const char *text, size_t len)
+{
+	struct given_text g = { .text = text, .len = len };
+	json_t *party;
+	size_t i;
+	void *user, *device;
+
+	if (!json_is_array(node) || !given_literal(&g, "["))
+		return false;
+	json_array_foreach(node, i, party) {
+		if (!json_is_object(party) || json_object_size(party) != 2)
+			return false;
+		user = json_object_iter(party);
+		device = json_object_iter_next(party, user);
+		if (!key_is(user, "username", 8) ||
+		    !key_is(device, "device", 6))
+			return false;
+		if ((i > 0 && !given_literal(&g, ",")) ||
+		    !given_literal(&g, PARTY_USERNAME) ||
+		    !given_value(&g, user) ||
+		    !given_literal(&g, PARTY_DEVICE) ||
+		    !given_value(&g, device) || !given_literal(&g, "}"))
+			return false;
+	}
+	return given_literal(&g, "]") && g.pos == len;
+}
+
+/* Renders ev the given way into o: true if that body stands. */
+static bool render_given(const struct render_template *tmpl,
+			 const struct render_event *ev, struct out *o)
+{
+	char unused[64];
+	json_t *value, *node;
+	bool given;
+
+	if (template_render(tmpl, ev, true, o, unused, sizeof(unused)) != 0)
+		return false;
+	value = json_body_load(o->buf, o->len, unused, sizeof(unused));
+	if (value == NULL)
+		return false;
+	node = value;
+	for (size_t i = 0; i < tmpl->given_depth && node != NULL; i++)
+		node = tmpl->given_path[i].key == NULL
+			? json_array_get(node, tmpl->given_path[i].index)
+			: json_object_getn(node, tmpl->given_path[i].key,
+					   tmpl->given_path[i].len);
+	given = node != NULL &&
+		parties_node_given(node, ev->interested_parties,
+				   strlen(ev->interested_parties));
+	json_decref(value);
+	return given;
+}
+
+struct path_search {
+	const json_t *want;
+	struct tree_step steps[GIVEN_DEPTH_MAX];
+	size_t depth;
+	bool found;
+};
+
+/* Depth first, for the first node equal to ps->want; ps->steps lead
+ * there when ps->found. */
+static void path_search(struct path_search *ps, const json_t *node)
+{
+	const char *key;
+	size_t len, i;
+	json_t *child;
+
+	if (json_equal(node, ps->want)) {
+		ps->found = true;
+		return;
+	}
+	if (ps->depth == GIVEN_DEPTH_MAX)
+		return;
+	json_object_keylen_foreach((json_t *)node, key, len, child) {
+		ps->steps[ps->depth] = (struct tree_step){ .key = (char *)key,
+							   .len = len };
+		ps->depth++;
+		path_search(ps, child);
+		if (ps->found)
+			return;
+		ps->depth--;
+	}
+	json_array_foreach(node, i, child) {
+		ps->steps[ps->depth] = (struct tree_step){ .index = i };
+		ps->depth++;
+		path_search(ps, child);
+		if (ps->found)
+			return;
+		ps->depth--;
+	}
+}
+
+/*
+ * Finds where the sample event's parties sit in its checked body, so that
+ * later events can go the given way. Without it (XML, the parties token
+ * twice or not at all, no memory) every event takes the general way.
+ */
+static void given_path_find(struct render_template *tmpl, const char *body,
+			    size_t len)
+{
+	struct path_search ps = { .want = NULL };
+	json_t *tree = NULL, *parties = NULL;
+	size_t tokens = 0;
+
+	for (size_t i = 0; i < tmpl->nsegs; i++)
+		tokens += tmpl->segs[i].slot == SLOT_PARTIES;
+	if (tmpl->kind != CONTENT_JSON || tokens != 1)
+		return;
+	tree = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+	parties = json_loads(sample_event.interested_parties, 0, NULL);
+	if (tree == NULL || parties == NULL)
+		goto out;
+	ps.want = parties;
+	path_search(&ps, tree);
+	if (!ps.found)
+		goto out;
+	tmpl->given_path = calloc(ps.depth + 1, sizeof(*tmpl->given_path));
+	if (tmpl->given_path == NULL)
+		goto out;
+	tmpl->given_depth = ps.depth;
+	for (size_t i = 0; i < ps.depth; i++) {
+		struct tree_step *step = &tmpl->given_path[i];
+
+		step->index = ps.steps[i].index;
+		step->len = ps.steps[i].len;
+		if (ps.steps[i].key == NULL)
+			continue;
+		/* jansson's keys end in a NUL past their length. */
+		step->key = malloc(step->len + 1);
+		if (step->key == NULL)
+			goto out;
+		memcpy(step->key, ps.steps[i].key, step->len + 1);
+	}
+	tmpl->given = true;
+out:
+	json_decref(tree);
+	json_decref(parties);
+}
+
 /*
  * Renders and checks one body. *malformed tells a body the parser refused
  * (err then holds the parser's message) from an event that could not be
@@ -968,12 +1201,20 @@ static int render_checked(struct render_template *tmpl,
 	*malformed = false;
 	json_get_alloc_funcs(&saved_malloc, &saved_free);
 	json_set_alloc_funcs(scratch_malloc, scratch_free);
-	if (template_render(tmpl, ev, &o, err, errlen) != 0)
+	if (tmpl->given && ev->interested_parties != NULL &&
+	    parties_look_given(ev->interested_parties)) {
+		if (render_given(tmpl, ev, &o))
+			goto done;
+		o.len = 0;
+		o.fault = FAULT_NONE;
+	}
+	if (template_render(tmpl, ev, false, &o, err, errlen) != 0)
 		goto out;
 	if (body_check(tmpl, o.buf, o.len, err, errlen) != 0) {
 		*malformed = true;
 		goto out;
 	}
+done:
 	o.buf[o.len] = '\0';
 	*body = o.buf;
 	*len = o.len;
@@ -1039,6 +1280,7 @@ int render_template_new(const char *text, enum content_kind kind,
 				"sample event: %s", reason);
 		goto out;
 	}
+	given_path_find(tmpl, body, len);
 	*out = tmpl;
 	tmpl = NULL;
 	rc = 0;

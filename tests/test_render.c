@@ -341,6 +341,74 @@ static int count(const char *haystack, const char *needle)
 	return n;
 }
 
+/*
+ * Parties already in their rendered form are copied as they are; anything
+ * else that merely starts like them is still parsed and re-encoded, and
+ * the bodies come out the same either way.
+ */
+static const struct {
+	const char *parties;
+	const char *want; /* rendered alone: "%interestedParties%" */
+} parties_given[] = {
+	{ "[{\"username\":\"a\\\"b\\\\c\",\"device\":\"\\n\\u0001\"}]",
+	  "[{\"username\":\"a\\\"b\\\\c\",\"device\":\"\\n\\u0001\"}]" },
+	{ "[{\"username\":\"\\u0061\",\"device\":\"d\"}]",
+	  "[{\"username\":\"a\",\"device\":\"d\"}]" },
+	{ "[{\"username\":\"a\",\"username\":\"b\",\"device\":\"d\"}]",
+	  "[{\"username\":\"b\",\"device\":\"d\"}]" },
+	{ "[{\"username\":\"u\",\"device\":\"d\",\"x\":1}]",
+	  "[{\"username\":\"u\",\"device\":\"d\"}]" },
+	{ "[{\"username\":\"u\",\"device\":\"d\"} ]",
+	  "[{\"username\":\"u\",\"device\":\"d\"}]" },
+	{ "[{\"username\":\"u\",\"device\":\"a\\/b\"}]",
+	  "[{\"username\":\"u\",\"device\":\"a/b\"}]" },
+};
+
+START_TEST(parties_given_or_encoded)
+{
+	struct render_event ev = event_with(3, parties_given[_i].parties);
+	char want[256];
+
+	expect_body(CONTENT_JSON, "%interestedParties%", &ev,
+		    parties_given[_i].want);
+	snprintf(want, sizeof(want), "{\"a\":[1,{\"p\":%s}],\"q\":2}",
+		 parties_given[_i].want);
+	expect_body(CONTENT_JSON, "{\"a\":[1,{\"p\":%interestedParties%}],"
+		    "\"q\":2}", &ev, want);
+	/* The sample's own parties as a literal, before the token. */
+	snprintf(want, sizeof(want), "{\"x\":" PARTIES_JSON ",\"p\":%s}",
+		 parties_given[_i].want);
+	expect_body(CONTENT_JSON, "{\"x\":" PARTIES_JSON
+		    ",\"p\":\"%interestedParties%\"}", &ev, want);
+	/* Twice: always encoded. */
+	snprintf(want, sizeof(want), "[%s,%s]", parties_given[_i].want,
+		 parties_given[_i].want);
+	expect_body(CONTENT_JSON, "[%interestedParties%,%interested_parties%]",
+		    &ev, want);
+}
+END_TEST
+
+/* Text that starts like given parties but reaches past them is refused as
+ * the producer's, though the body around it might parse. */
+START_TEST(parties_given_cannot_escape)
+{
+	static const char *const texts[] = {
+		"[{\"username\":\"a\",\"device\":\"b\"}], \"x\": {\"y\": 1}",
+		"[{\"username\":\"a\",\"device\":\"b\"}],\"newSmartUri\":\"z\"",
+		"[{\"username\":\"a\",\"device\":\"b\"}]]",
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct render_event ev = event_with(3, texts[i]);
+
+		expect_error(CONTENT_JSON, NULL, &ev,
+			     "interested_parties is not valid JSON");
+		expect_error(CONTENT_JSON, "{\"p\":%interestedParties%}", &ev,
+			     "interested_parties is not valid JSON");
+	}
+}
+END_TEST
+
 START_TEST(parties_large)
 {
 	char *parties = parties_of(5000, 8);
@@ -1138,6 +1206,9 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, party_token_in_xml_attribute);
 	tcase_add_test(tc, parties_empty);
 	tcase_add_test(tc, parties_extra_keys_and_spacing);
+	tcase_add_loop_test(tc, parties_given_or_encoded, 0,
+			    sizeof(parties_given) / sizeof(parties_given[0]));
+	tcase_add_test(tc, parties_given_cannot_escape);
 	tcase_add_test(tc, parties_escaped);
 	tcase_add_loop_test(tc, parties_invalid, 0, N(party_errors));
 	tcase_add_test(tc, parties_large);

@@ -7,8 +7,11 @@
  * be a body under RENDER_MAX_BODY that a fresh parser finds well-formed,
  * with no NUL inside, and the same body again on a second render; no
  * small input may fail as "out of memory", and a field blamed for invalid
- * UTF-8 must be invalid by an independent decoder. The same fields, as the
- * history's JSON records show them, must be valid JSON.
+ * UTF-8 must be invalid by an independent decoder. Parties with a space
+ * in front, which are always parsed and encoded again, must give the same
+ * verdict and the same body as the parties themselves, which may be copied
+ * as given. The same fields, as the history's JSON records show them, must
+ * be valid JSON.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -121,6 +124,34 @@ static void check_record(const char *const parts[PARTS])
 	free(record);
 }
 
+/* body (NULL if the render failed) against the same event's parties with
+ * a space in front. */
+static void check_spaced(struct render_template *tmpl,
+			 const struct render_event *ev, const char *body,
+			 size_t len)
+{
+	struct render_event spaced = *ev;
+	size_t n = strlen(ev->interested_parties);
+	char *text, *other = NULL, err[512];
+	size_t other_len = 0;
+	int rc;
+
+	text = malloc(n + 2);
+	if (text == NULL)
+		return;
+	text[0] = ' ';
+	memcpy(text + 1, ev->interested_parties, n + 1);
+	spaced.interested_parties = text;
+	rc = render_body(tmpl, &spaced, &other, &other_len, err, sizeof(err));
+	fuzz_assert((rc == 0) == (body != NULL),
+		    "spaced parties change the verdict", rc ? err : other);
+	if (body != NULL)
+		fuzz_assert(other_len == len && memcmp(other, body, len) == 0,
+			    "spaced parties change the body", other);
+	free(other);
+	free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* Defaults for fields the input leaves out: the document's. */
@@ -175,8 +206,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_assert(err[0] != '\0', "render failed without a reason",
 			    NULL);
 		check_blame(err, parts);
+		check_spaced(tmpl, &ev, NULL, 0);
 		goto out;
 	}
+	check_spaced(tmpl, &ev, body, len);
 	fuzz_assert(len <= RENDER_MAX_BODY, "body over the bound", NULL);
 	fuzz_assert(body[len] == '\0', "body not terminated", NULL);
 	fuzz_assert(memchr(body, '\0', len) == NULL, "NUL inside the body",
