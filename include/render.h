@@ -65,8 +65,8 @@ void render_template_free(struct render_template *tmpl);
  * not objects with string username and device, a body over
  * RENDER_MAX_BODY). Only the fields the template uses are examined.
  * tmpl is not const: an XML template keeps one parser context that every
- * check reuses (it halves the cost of a check), so one template must not
- * render in two threads at once.
+ * check reuses (it halves the cost of a check). Rendering is for one thread
+ * only: while a body renders, jansson's allocator is a static scratch block.
  */
 int render_body(struct render_template *tmpl, const struct render_event *ev,
 		char **body, size_t *len, char *err, size_t errlen);

@@ -461,13 +461,24 @@ static int out_json_scalar(struct out *o, const char *s, size_t n)
 /* ---- scratch memory for jansson ---------------------------------------- */
 
 /*
- * Rendering one JSON body builds two short-lived jansson trees, the parties
- * and the body's check, some seventy allocations an event, all freed before
+ * Rendering one body builds short-lived jansson trees (the parties, the
+ * body's check), dozens of allocations an event, all freed before
  * render_checked returns. While it runs, jansson takes its memory from this
  * block in order, and the block is taken back whole once all of it has been
- * freed; what does not fit comes from malloc, as before.
+ * freed; what does not fit comes from malloc, as before. Under
+ * AddressSanitizer the block is poisoned but for the pieces handed out, so
+ * a read of freed memory is still caught.
  */
 #define SCRATCH_SIZE (64 * 1024)
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define SCRATCH_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define SCRATCH_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define SCRATCH_POISON(p, n) ((void)(p), (void)(n))
+#define SCRATCH_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 static struct {
 	alignas(max_align_t) unsigned char block[SCRATCH_SIZE];
@@ -483,7 +494,10 @@ static void *scratch_malloc(size_t n)
 
 	if (n == 0 || need < n || need > SCRATCH_SIZE - scratch.used)
 		return malloc(n);
+	if (scratch.used == 0)
+		SCRATCH_POISON(scratch.block, SCRATCH_SIZE);
 	p = scratch.block + scratch.used;
+	SCRATCH_UNPOISON(p, n);
 	scratch.used += need;
 	scratch.live++;
 	return p;
@@ -495,8 +509,10 @@ static void scratch_free(void *p)
 		free(p);
 		return;
 	}
-	if (--scratch.live == 0)
+	if (--scratch.live == 0) {
 		scratch.used = 0;
+		SCRATCH_POISON(scratch.block, SCRATCH_SIZE);
+	}
 }
 
 /* ---- interested parties ------------------------------------------------ */
@@ -988,10 +1004,10 @@ out:
 /* ---- parties as given -------------------------------------------------- */
 
 /*
- * Parties written with SQLite's json_array() and json_object(), or by any
- * compact encoder, are stored already in the form the body carries: then
- * the body is rendered with them copied as they are, and its check proves
- * that form. In the checked tree, the node where the template puts the
+ * Parties written compactly (SQLite's json_array() and json_object() write
+ * them so, unless a string holds a control character) are often stored
+ * already in the form the body carries: then the body is rendered with
+ * them copied as they are, and its check proves that form. In the checked tree, the node where the template puts the
  * parties must be an array of objects holding username then device, both
  * strings, and nothing else, and it must encode back to exactly the bytes
  * given. Those bytes are then what parsing and encoding them would have
@@ -1006,7 +1022,7 @@ static bool parties_look_given(const char *text)
 	       strcmp(text, "[]") == 0;
 }
 
-static bool key_is(void *iter, const char *key, size_t len)
+static bool string_member_is(void *iter, const char *key, size_t len)
 {
 	return json_object_iter_key_len(iter) == len &&
 	       memcmp(json_object_iter_key(iter), key, len) == 0 &&
@@ -1055,8 +1071,8 @@ static bool parties_node_given(json_t *node, const char *text, size_t len)
 			return false;
 		user = json_object_iter(party);
 		device = json_object_iter_next(party, user);
-		if (!key_is(user, "username", 8) ||
-		    !key_is(device, "device", 6))
+		if (!string_member_is(user, "username", 8) ||
+		    !string_member_is(device, "device", 6))
 			return false;
 		if ((i > 0 && !given_literal(&g, ",")) ||
 		    !given_literal(&g, PARTY_USERNAME) ||
@@ -1135,53 +1151,6 @@ static void path_search(struct path_search *ps, const json_t *node)
 }
 
 /*
- * Finds where the sample event's parties sit in its checked body, so that
- * later events can go the given way. Without it (XML, the parties token
- * twice or not at all, no memory) every event takes the general way.
- */
-static void given_path_find(struct render_template *tmpl, const char *body,
-			    size_t len)
-{
-	struct path_search ps = { .want = NULL };
-	json_t *tree = NULL, *parties = NULL;
-	size_t tokens = 0;
-
-	for (size_t i = 0; i < tmpl->nsegs; i++)
-		tokens += tmpl->segs[i].slot == SLOT_PARTIES;
-	if (tmpl->kind != CONTENT_JSON || tokens != 1)
-		return;
-	tree = json_loadb(body, len, JSON_DECODE_ANY, NULL);
-	parties = json_loads(sample_event.interested_parties, 0, NULL);
-	if (tree == NULL || parties == NULL)
-		goto out;
-	ps.want = parties;
-	path_search(&ps, tree);
-	if (!ps.found)
-		goto out;
-	tmpl->given_path = calloc(ps.depth + 1, sizeof(*tmpl->given_path));
-	if (tmpl->given_path == NULL)
-		goto out;
-	tmpl->given_depth = ps.depth;
-	for (size_t i = 0; i < ps.depth; i++) {
-		struct tree_step *step = &tmpl->given_path[i];
-
-		step->index = ps.steps[i].index;
-		step->len = ps.steps[i].len;
-		if (ps.steps[i].key == NULL)
-			continue;
-		/* jansson's keys end in a NUL past their length. */
-		step->key = malloc(step->len + 1);
-		if (step->key == NULL)
-			goto out;
-		memcpy(step->key, ps.steps[i].key, step->len + 1);
-	}
-	tmpl->given = true;
-out:
-	json_decref(tree);
-	json_decref(parties);
-}
-
-/*
  * Renders and checks one body. *malformed tells a body the parser refused
  * (err then holds the parser's message) from an event that could not be
  * rendered at all: the callers word the two differently.
@@ -1224,6 +1193,65 @@ out:
 	json_set_alloc_funcs(saved_malloc, saved_free);
 	free(o.buf);
 	return rc;
+}
+
+/*
+ * Finds where the parties sit in a checked body, so that later events can
+ * go the given way: renders the probe event's and looks for them. Without
+ * a place (XML, the parties token twice or not at all, no memory) every
+ * event takes the general way. A template literal equal to the probe's
+ * parties would be found instead and make every event take it too.
+ */
+static void given_path_find(struct render_template *tmpl)
+{
+	static const char probe_parties[] =
+		"[{\"username\":\"\\u0001\",\"device\":\"\\u0002\"}]";
+	struct render_event probe = sample_event;
+	struct path_search ps = { .want = NULL };
+	json_t *tree = NULL, *parties = NULL;
+	size_t tokens = 0, len;
+	char *body = NULL, unused[64];
+	bool malformed;
+
+	for (size_t i = 0; i < tmpl->nsegs; i++)
+		tokens += tmpl->segs[i].slot == SLOT_PARTIES;
+	if (tmpl->kind != CONTENT_JSON || tokens != 1)
+		return;
+	probe.interested_parties = probe_parties;
+	if (render_checked(tmpl, &probe, &body, &len, &malformed, unused,
+			   sizeof(unused)) != 0)
+		return;
+	tree = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+	parties = json_loads(probe_parties, 0, NULL);
+	if (tree == NULL || parties == NULL)
+		goto out;
+	ps.want = parties;
+	path_search(&ps, tree);
+	if (!ps.found)
+		goto out;
+	/* + 1: a template that is the token alone has a path of none. */
+	tmpl->given_path = calloc(ps.depth + 1, sizeof(*tmpl->given_path));
+	if (tmpl->given_path == NULL)
+		goto out;
+	tmpl->given_depth = ps.depth;
+	for (size_t i = 0; i < ps.depth; i++) {
+		struct tree_step *step = &tmpl->given_path[i];
+
+		step->index = ps.steps[i].index;
+		step->len = ps.steps[i].len;
+		if (ps.steps[i].key == NULL)
+			continue;
+		/* jansson's keys end in a NUL past their length. */
+		step->key = malloc(step->len + 1);
+		if (step->key == NULL)
+			goto out;
+		memcpy(step->key, ps.steps[i].key, step->len + 1);
+	}
+	tmpl->given = true;
+out:
+	json_decref(tree);
+	json_decref(parties);
+	free(body);
 }
 
 static const char *kind_name(enum content_kind kind)
@@ -1280,7 +1308,7 @@ int render_template_new(const char *text, enum content_kind kind,
 				"sample event: %s", reason);
 		goto out;
 	}
-	given_path_find(tmpl, body, len);
+	given_path_find(tmpl);
 	*out = tmpl;
 	tmpl = NULL;
 	rc = 0;

@@ -718,11 +718,12 @@ END_TEST
 /*
  * Two workers that both meet the 410 disable the endpoint once: the first
  * writes its reason and says so, the second leaves them as they are. The
- * race is not forced, so the run repeats until both workers sent.
+ * answers come a second late, so that both workers have sent before either
+ * hears; should one start later still, the run is repeated.
  */
 START_TEST(workers_meeting_410_disable_once)
 {
-	enum { N = 16, SLOTS = 4, TRIES = 10 };
+	enum { N = 16, SLOTS = 4, TRIES = 5 };
 	struct tu_env env;
 	struct config_row *rows = NULL;
 	struct store *store;
@@ -731,7 +732,8 @@ START_TEST(workers_meeting_410_disable_once)
 	bool raced = false;
 
 	env_open(&env, "workersgone");
-	tu_provision(&env, "default", "/status/410", "application/json");
+	tu_provision(&env, "default", "/status/410?delay_ms=1000",
+		     "application/json");
 	for (int i = 0; i < TRIES && !raced; i++) {
 		produce(&env, NULL, N, NULL);
 		ck_assert_int_eq(tu_smartrelay(CMD_TIMEOUT_MS, NULL, &err,

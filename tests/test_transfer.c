@@ -647,6 +647,20 @@ START_TEST(test_slow_answer)
 }
 END_TEST
 
+/* The test receiver's late answers keep their status and Retry-After. */
+START_TEST(test_slow_status_answer)
+{
+	struct transfer_result result;
+
+	run_one("/status/503?retry_after=7&delay_ms=200", NULL, 43202, "{}",
+		&result);
+	ck_assert_int_eq(result.transport, TRANSPORT_OK);
+	ck_assert_int_eq(result.http_status, 503);
+	ck_assert_int_eq(result.retry_after_ms, 7000);
+	ck_assert_int_ge(result.duration_ms, 190);
+}
+END_TEST
+
 START_TEST(test_seq_per_event)
 {
 	struct transfer_pool *pool = pool_new(1);
@@ -1058,6 +1072,7 @@ static Suite *transfer_suite(void)
 	tcase_add_test(wire, test_endless_body_is_cut);
 	tcase_add_test(wire, test_redirect_not_followed);
 	tcase_add_test(wire, test_slow_answer);
+	tcase_add_test(wire, test_slow_status_answer);
 	tcase_add_test(wire, test_seq_per_event);
 	tcase_add_test(wire, test_many_transfers_reuse_connections);
 	tcase_add_test(wire, test_endpoint_outlives_its_last_reference);

@@ -90,6 +90,8 @@ struct conn {
 	size_t out_cap;
 	size_t chunk_off;    /* endless: position in the chunk being sent */
 	int64_t deadline;    /* slow: monotonic ms of the answer */
+	int slow_status;     /* slow: the answer's status and Retry-After */
+	char slow_retry_after[RETRY_AFTER_MAX + 1];
 	struct conn *prev, *next;
 };
 
@@ -876,11 +878,24 @@ static void route(struct server *s, const struct request *req,
 	act->kind = ACT_ANSWER;
 	act->status = s->opt.status;
 	if (has_prefix(p, len, "/status/", &rest)) {
-		if (parse_status(p + rest, len - rest, &act->status) != 0)
+		char delay[16];
+
+		if (parse_status(p + rest, len - rest, &act->status) != 0) {
 			act->status = 400;
-		else
-			query_param(req->query, req->query_len, "retry_after",
-				    act->retry_after, sizeof(act->retry_after));
+			return;
+		}
+		query_param(req->query, req->query_len, "retry_after",
+			    act->retry_after, sizeof(act->retry_after));
+		if (query_param(req->query, req->query_len, "delay_ms", delay,
+				sizeof(delay)) == 0)
+			return;
+		if (parse_decimal(delay, strlen(delay), 24 * 3600 * 1000,
+				  &n) != 0) {
+			act->status = 400;
+			return;
+		}
+		act->kind = ACT_SLOW;
+		act->delay_ms = (int64_t)n;
 	} else if (has_prefix(p, len, "/seq/", &rest)) {
 		route_seq(s, req, p + rest, len - rest, act);
 	} else if (len == 5 && memcmp(p, "/hang", 5) == 0) {
@@ -1047,6 +1062,9 @@ static int handle_request(struct server *s, struct conn *c, const char *raw,
 	}
 	case ACT_SLOW:
 		c->deadline = mono_ms() + act.delay_ms;
+		c->slow_status = act.status;
+		memcpy(c->slow_retry_after, act.retry_after,
+		       sizeof(c->slow_retry_after));
 		conn_set_state(s, c, CONN_SLOW);
 		return 0;
 	case ACT_ENDLESS: {
@@ -1345,7 +1363,8 @@ static int64_t run_timers(struct server *s)
 			continue;
 		if (c->deadline <= now) {
 			conn_set_state(s, c, CONN_READY);
-			if (answer(c, 204, NULL, NULL, 0) != 0) {
+			if (answer(c, c->slow_status, c->slow_retry_after,
+				   NULL, 0) != 0) {
 				conn_close(s, c);
 				continue;
 			}
@@ -1437,7 +1456,8 @@ static void usage(FILE *f)
 		"                [--quiet]\n"
 		"An HTTP/1.1 server on 127.0.0.1 (or the IPv4 address A) for tests\n"
 		"and benchmarks.\n"
-		"Paths: /status/NNN[?retry_after=X] /seq/A,B,... /hang /reset /resetmid\n"
+		"Paths: /status/NNN[?retry_after=X][&delay_ms=MS] /seq/A,B,... /hang\n"
+		"       /reset /resetmid\n"
 		"       /slow/MS /endless/NNN /random/P /close /basic/USER/PASS\n"
 		"       /digest/USER/PASS; others get --status.\n");
 }
