@@ -17,9 +17,9 @@
 
 /*
  * Runs count relays on db_path and waits for all of them. With count 1 (or
- * less) the relay runs in this process. With more, a worker that ends while the others run (in
- * the daemon: for any reason; with --once: on an error) makes the parent
- * stop the others. Returns 0 when every worker exited 0 (and, in the
+ * less) the relay runs in this process. With more, a worker that ends while
+ * the others run (in the daemon: for any reason; with --once: on an error)
+ * makes the parent stop the others. Returns 0 when every worker exited 0 (and, in the
  * daemon, none ended before it was told to), else 1. Like fork, it returns
  * twice: in each worker too, with that relay's status.
  */
